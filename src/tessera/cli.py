@@ -1,0 +1,62 @@
+"""The ``tessera`` command. Each subcommand lives in ``tessera.commands.<name>``: it adds its parser and
+calls one function of a package. Heavy imports (torch, astropy) happen inside the commands, so
+``tessera --help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tessera import __version__
+from tessera.errors import TesseraError
+
+# name -> one-line help; the module tessera.commands.<name> provides add_arguments(parser) and run(args).
+COMMANDS = {
+    "simulate": "make synthetic radio data with known truth (mosaics, labeled morphologies)",
+    "ingest": "turn FITS mosaics/cubes, images and arrays into a normalized cutout store",
+    "views": "draw the training views of a cutout store into a figure",
+    "pretrain": "continued pretraining of a ViT (reconstruction, contrastive, two-stage)",
+    "evaluate": "linear probe, fine-tuning and k-NN under stratified K-fold CV",
+    "demo": "the end-to-end demo on simulated data, offline",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"tessera.commands.{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tessera",
+        description="Turn unlabeled scientific images into a domain-adapted Vision Transformer, and measure it.",
+    )
+    parser.add_argument("--version", action="version", version=f"tessera {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        module = _command_module(name)
+        cmd = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        result = args._run(args)
+    except TesseraError as exc:
+        print(f"tessera {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tessera {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
