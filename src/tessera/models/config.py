@@ -1,0 +1,67 @@
+"""The model section of a pretraining config (seed 000 §5, §8.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tessera.errors import ConfigError
+from tessera.models.presets import MODEL_PRESETS, get_preset
+
+BACKBONES = ("vit_mae", "dinov2", "dinov2_registers")
+
+
+@dataclass
+class ModelConfig:
+    """Encoder, registers, input adapter and projection head.
+
+    ``init``: a Hugging Face Hub id or local directory (HF checkpoint, tessera export, or run dir);
+    None trains from scratch with ``preset``. ``image_size`` None = the preset's (or the checkpoint's).
+    ``input_norm`` "auto" = ImageNet mean/std when continuing from a checkpoint (or the checkpoint's own
+    saved adapter), identity from scratch (seed 000 §8.1).
+    """
+
+    preset: str = "vit_tiny_patch8_64"
+    init: str | None = None
+    backbone: Literal["vit_mae", "dinov2", "dinov2_registers"] = "vit_mae"
+    registers: int = 0
+    image_size: int | None = None
+    in_channels: int = 1
+    mask_ratio: float = 0.75
+    input_norm: Literal["auto", "imagenet", "identity"] = "auto"
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+
+    def validate(self) -> None:
+        """Reject configs that cannot work, naming the key."""
+        if self.preset not in MODEL_PRESETS:
+            get_preset(self.preset)  # raises with the list of known presets
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"config key 'model.backbone': {self.backbone!r} is not one of {BACKBONES}")
+        if self.registers < 0:
+            raise ConfigError(f"config key 'model.registers': must be >= 0, got {self.registers}")
+        if self.registers > 0 and self.backbone != "vit_mae":
+            raise ConfigError(
+                "config key 'model.registers': added register tokens are supported for backbone vit_mae only "
+                "(use backbone dinov2_registers for DINOv2's own registers)"
+            )
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ConfigError(f"config key 'model.mask_ratio': must be in (0, 1), got {self.mask_ratio}")
+        if self.in_channels < 1:
+            raise ConfigError(f"config key 'model.in_channels': must be >= 1, got {self.in_channels}")
+        if self.proj_hidden < 1 or self.proj_dim < 1:
+            raise ConfigError("config keys 'model.proj_hidden' and 'model.proj_dim' must be >= 1")
+        if self.image_size is not None:
+            if self.image_size < 1:
+                raise ConfigError(f"config key 'model.image_size': must be positive, got {self.image_size}")
+            if self.init is None:
+                patch = MODEL_PRESETS[self.preset]["patch_size"]
+                if self.image_size % patch:
+                    raise ConfigError(
+                        f"config key 'model.image_size': {self.image_size} is not divisible by the patch size "
+                        f"{patch} of preset {self.preset}"
+                    )
+
+    def resolved_image_size(self) -> int:
+        """The input size from scratch: ``image_size`` or the preset's."""
+        return self.image_size if self.image_size is not None else MODEL_PRESETS[self.preset]["image_size"]

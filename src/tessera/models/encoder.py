@@ -1,0 +1,347 @@
+"""The ViT encoder with optional register tokens, composed from Hugging Face submodules (seed 000 §5.1, §5.3).
+
+``ViTEncoder`` wraps a ``transformers`` backbone (ViTMAEModel, Dinov2Model or Dinov2WithRegistersModel)
+and runs its parts explicitly: embeddings -> [insert registers after CLS] -> every block -> the final
+LayerNorm. Composing the backbone's own submodules (instead of overriding its forward) keeps the HF
+parameter names (``backbone.*``), so with R = 0 the state dict is exactly a ViTMAEModel's, and it makes the
+final norm impossible to skip (DESIGN §7 pitfall: registers must not drop the final LayerNorm).
+
+``Encoder`` is the stable feature interface of DESIGN §3.3 (``embed``, ``tokens``, ``features``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tessera.models.adapter import InputAdapter
+
+READOUTS = ("mean_patch", "cls")
+
+
+def random_masking(
+    seq: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample random masking by argsort of noise, as in ViT-MAE (He et al. 2022; HF ``random_masking``).
+
+    seq: (N, L, D); noise: (N, L) or None (uniform). Returns kept tokens (N, L_keep, D) with
+    L_keep = int(L * (1 - mask_ratio)), mask (N, L) with 1 = masked (removed), ids_restore (N, L).
+    """
+    n, length, dim = seq.shape
+    len_keep = int(length * (1 - mask_ratio))
+    if noise is None:
+        noise = torch.rand(n, length, device=seq.device)
+    if noise.shape != (n, length):
+        raise ValueError(f"noise must have shape (N, L) = {(n, length)}, got {tuple(noise.shape)}")
+    ids_shuffle = torch.argsort(noise.to(seq.device), dim=1)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    ids_keep = ids_shuffle[:, :len_keep]
+    kept = torch.gather(seq, 1, ids_keep.unsqueeze(-1).expand(-1, -1, dim))
+    mask = torch.ones(n, length, device=seq.device, dtype=seq.dtype)
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, 1, ids_restore)
+    return kept, mask, ids_restore
+
+
+@dataclass
+class EncoderOutput:
+    """Normalized last-layer (or chosen-layer) tokens, split by role.
+
+    cls: (N, D); registers: (N, R, D) (R may be 0); patches: (N, L', D) with L' = visible patches
+    (all L in their grid order when unmasked); mask, ids_restore: (N, L) when masked, else None.
+    """
+
+    cls: torch.Tensor
+    registers: torch.Tensor
+    patches: torch.Tensor
+    mask: torch.Tensor | None = None
+    ids_restore: torch.Tensor | None = None
+
+    def readout(self, kind: str = "mean_patch") -> torch.Tensor:
+        """(N, D): mean over patch tokens excluding CLS and registers (seed 000 Eq. 1), or the CLS token."""
+        if kind == "mean_patch":
+            return self.patches.mean(dim=1)
+        if kind == "cls":
+            return self.cls
+        raise ValueError(f"unknown readout {kind!r} (choose from {', '.join(READOUTS)})")
+
+
+class ViTEncoder(nn.Module):
+    """Input adapter + HF ViT backbone + ``num_registers`` added register tokens.
+
+    kind: "vit_mae" | "dinov2" | "dinov2_registers". Added registers (vit_mae only) are the parameter
+    ``registers`` (1, R, D), inserted right after CLS, seen by every block, and dropped before the MAE
+    decoder and patch pooling (seed 000 §5.3). DINOv2-with-registers' own registers are treated the same
+    way at readout.
+    """
+
+    def __init__(self, backbone: nn.Module, kind: str, adapter: InputAdapter, num_registers: int = 0):
+        super().__init__()
+        if kind not in ("vit_mae", "dinov2", "dinov2_registers"):
+            raise ValueError(f"unknown backbone kind {kind!r}")
+        if num_registers and kind != "vit_mae":
+            raise ValueError("added register tokens are supported for vit_mae backbones only")
+        self.kind = kind
+        self.backbone = backbone
+        self.adapter = adapter
+        self.num_added_registers = int(num_registers)
+        config = backbone.config
+        if self.num_added_registers:
+            # Small random init like the CLS token (std 0.02), so registers differ from each other.
+            self.registers = nn.Parameter(torch.randn(1, num_registers, config.hidden_size) * config.initializer_range)
+        else:
+            self.register_parameter("registers", None)
+        if adapter.out_channels != config.num_channels:
+            raise ValueError(
+                f"input adapter outputs {adapter.out_channels} channels, backbone expects {config.num_channels}"
+            )
+
+    # -- architecture facts -------------------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.backbone.config
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.config.patch_size)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.image_size)
+
+    @property
+    def num_native_registers(self) -> int:
+        return int(getattr(self.config, "num_register_tokens", 0)) if self.kind == "dinov2_registers" else 0
+
+    @property
+    def num_registers(self) -> int:
+        """All register tokens in the sequence (added + backbone-native)."""
+        return self.num_added_registers + self.num_native_registers
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        """The transformer blocks, in order (HF names: ``layers`` for ViT-MAE, ``encoder.layer`` for DINOv2)."""
+        if self.kind == "vit_mae":
+            return self.backbone.layers
+        return self.backbone.encoder.layer
+
+    @property
+    def final_norm(self) -> nn.LayerNorm:
+        return self.backbone.layernorm
+
+    # -- embeddings ---------------------------------------------------------------------------------------
+    def _embed_vit_mae(self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None):
+        """x: (N, C, S, S) adapted pixels -> (N, 1 + L', D) with CLS first, mask/ids_restore (N, L) or None.
+
+        Mirrors ``ViTMAEEmbeddings.forward`` (patch embed + fixed sin-cos positions, masking, CLS) but with
+        the mask ratio as an argument and no shuffle when nothing is masked (HF shuffles even at ratio 0).
+        """
+        emb = self.backbone.embeddings
+        size = emb.image_size
+        if tuple(x.shape[-2:]) != (size[0], size[1]):
+            raise ValueError(f"input size {tuple(x.shape[-2:])} does not match the model's {tuple(size)}")
+        pos = emb.position_embeddings
+        tokens = emb.patch_embeddings(x) + pos[:, 1:, :]
+        mask = ids_restore = None
+        if mask_ratio > 0 or noise is not None:
+            tokens, mask, ids_restore = random_masking(tokens, mask_ratio, noise)
+        cls = (emb.cls_token + pos[:, :1, :]).expand(tokens.shape[0], -1, -1)
+        return torch.cat([cls, tokens], dim=1), mask, ids_restore
+
+    def _insert_registers(self, h: torch.Tensor) -> torch.Tensor:
+        """h: (N, 1 + L', D) -> (N, 1 + R + L', D): registers right after CLS (seed 000 §5.3)."""
+        if self.registers is None:
+            return h
+        regs = self.registers.expand(h.shape[0], -1, -1).to(h.dtype)
+        return torch.cat([h[:, :1], regs, h[:, 1:]], dim=1)
+
+    def _split(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """h: (N, 1 + R + L', D) -> cls (N, D), registers (N, R, D), patches (N, L', D)."""
+        r = self.num_registers
+        return h[:, 0], h[:, 1 : 1 + r], h[:, 1 + r :]
+
+    def forward(
+        self,
+        images01: torch.Tensor,
+        mask_ratio: float = 0.0,
+        noise: torch.Tensor | None = None,
+        layer: int = -1,
+    ) -> EncoderOutput:
+        """images01: (N, C, S, S) in [0, 1] at the model's input size -> EncoderOutput.
+
+        ``mask_ratio`` > 0 (or a ``noise`` (N, L)) keeps only the visible patches (ViT-MAE random masking);
+        0 keeps every patch in grid order. ``layer`` picks the block whose output is returned (-1 = last);
+        the backbone's final LayerNorm is applied to it in every case.
+        """
+        depth = self.num_layers
+        if not -depth <= layer < depth:
+            raise ValueError(f"layer {layer} out of range for a {depth}-block encoder")
+        stop = layer % depth
+        x = self.adapter(images01)
+        if self.kind == "vit_mae":
+            h, mask, ids_restore = self._embed_vit_mae(x, mask_ratio, noise)
+        else:
+            if mask_ratio > 0 or noise is not None:
+                raise ValueError("masking is defined for vit_mae backbones only")
+            h = self.backbone.embeddings(x)  # CLS (+ native registers) + patches, positions interpolated
+            mask = ids_restore = None
+        h = self._insert_registers(h)
+        for block in self.blocks[: stop + 1]:
+            h = block(h, None)
+        h = self.final_norm(h)
+        cls, regs, patches = self._split(h)
+        return EncoderOutput(cls=cls, registers=regs, patches=patches, mask=mask, ids_restore=ids_restore)
+
+    def settings(self) -> dict:
+        """JSON-safe description saved in tessera.json."""
+        return {
+            "backbone": self.kind,
+            "registers": self.num_added_registers,
+            "image_size": self.image_size,
+            "adapter": self.adapter.to_dict(),
+        }
+
+
+_BLOCK_RE = re.compile(r"(?:^|\.)(?:layers|layer)\.(\d+)\.")
+_EMBED_RE = re.compile(r"(?:^|\.)(?:embeddings|cls_token|registers|register_tokens|mask_token|position_embeddings)(?:\.|$)")
+_FINAL_NORM_RE = re.compile(r"(?:^|\.)backbone\.layernorm\.|^layernorm\.")
+
+
+def layer_id_of(param_name: str, num_layers: int) -> int:
+    """Depth of a parameter for layer-wise lr decay.
+
+    0 = embeddings, position embeddings, CLS and registers; i + 1 = block i; the final norm -> the last block
+    (``num_layers``, DESIGN §7 pitfall); anything else (a head added on top) -> ``num_layers + 1``.
+    """
+    block = _BLOCK_RE.search(param_name)
+    if block:
+        return int(block.group(1)) + 1
+    if _EMBED_RE.search(param_name):
+        return 0
+    if _FINAL_NORM_RE.search(param_name):
+        return num_layers
+    return num_layers + 1
+
+
+def _fingerprint(module: nn.Module, extra: dict) -> str:
+    """sha256 (16 hex) of the state dict (names, dtypes, shapes, bytes) and a JSON description."""
+    digest = hashlib.sha256(json.dumps(extra, sort_keys=True).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()[:16]
+
+
+class Encoder:
+    """The feature interface evaluation uses (DESIGN §3.3). Wraps a :class:`ViTEncoder` (``module``).
+
+    ``readout`` is the default readout: "mean_patch" for ViT-MAE and tessera models (seed 000 Eq. 1), "cls"
+    (the normalized CLS = HF pooler_output) for plain DINOv2 checkpoints (seed 000 §10.1).
+    """
+
+    def __init__(self, module: ViTEncoder, readout: str = "mean_patch", name: str = ""):
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r} (choose from {', '.join(READOUTS)})")
+        self.module = module
+        self.readout = readout
+        self.name = name
+
+    # -- facts --------------------------------------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        return self.module.image_size
+
+    @property
+    def num_layers(self) -> int:
+        return self.module.num_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.module.hidden_size
+
+    @property
+    def num_registers(self) -> int:
+        return self.module.num_registers
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable hash of weights + settings (recomputed on access, so changed weights change it)."""
+        return _fingerprint(self.module, {**self.module.settings(), "readout": self.readout})
+
+    def to(self, device) -> "Encoder":
+        self.module.to(device)
+        return self
+
+    def layer_id_of(self, param_name: str) -> int:
+        """See :func:`layer_id_of`; names as in ``self.module.named_parameters()``."""
+        return layer_id_of(param_name, self.num_layers)
+
+    # -- features -----------------------------------------------------------------------------------------
+    def prepare(self, images) -> torch.Tensor:
+        """images: (B, C, H, W) in [0, 1] (tensor or array) -> (B, C, S, S) on the model's device.
+
+        Bicubic resize (align_corners=False) to the input size, then clamp to [0, 1] (bicubic overshoots).
+        """
+        x = torch.as_tensor(images)
+        if x.ndim == 3:
+            raise ValueError(f"images must be a batch (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.ndim != 4:
+            raise ValueError(f"images must have shape (B, C, H, W), got {tuple(x.shape)}")
+        x = x.to(self.device, dtype=torch.float32)
+        size = self.image_size
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+        return x
+
+    def features(self, images, layer: int = -1, readout: str | None = None) -> torch.Tensor:
+        """(B, D) features, differentiable, in the module's current train/eval mode (for fine-tuning)."""
+        out = self.module(self.prepare(images), layer=layer)
+        return out.readout(readout or self.readout)
+
+    def embed(self, images, readout: str | None = None, layer: int = -1) -> torch.Tensor:
+        """(B, D) features without gradients, in eval mode (the mode is restored afterwards)."""
+        with _eval_no_grad(self.module):
+            return self.features(images, layer=layer, readout=readout)
+
+    def tokens(self, images, layer: int = -1) -> dict[str, torch.Tensor]:
+        """dict(cls (B, D), registers (B, R, D), patches (B, L, D)), no gradients, eval mode."""
+        with _eval_no_grad(self.module):
+            out = self.module(self.prepare(images), layer=layer)
+        return {"cls": out.cls, "registers": out.registers, "patches": out.patches}
+
+
+class _eval_no_grad:
+    """Context: module in eval mode under torch.no_grad, previous mode restored on exit."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.was_training = module.training
+        self.no_grad = torch.no_grad()
+
+    def __enter__(self):
+        self.module.eval()
+        self.no_grad.__enter__()
+
+    def __exit__(self, *exc):
+        self.no_grad.__exit__(*exc)
+        self.module.train(self.was_training)
+        return False

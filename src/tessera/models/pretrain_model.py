@@ -1,0 +1,277 @@
+"""The pretraining model: input adapter + ViT encoder (+ registers) + MAE decoder and/or projection head.
+
+One entry point, ``forward(views01, branch, noise=None)``, so the trainer always calls the DDP-wrapped
+module (DESIGN §7 pitfall). Losses live in ``tessera.objectives``; this module only returns tensors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from tessera.errors import ConfigError, TesseraError
+from tessera.models.adapter import InputAdapter
+from tessera.models.config import ModelConfig
+from tessera.models.encoder import ViTEncoder
+from tessera.models.heads import ProjectionHead
+from tessera.models.presets import get_preset
+
+BRANCHES = ("reconstruction", "contrastive")
+TESSERA_JSON = "tessera.json"
+REGISTERS_FILE = "tessera_registers.safetensors"
+
+
+def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """x: (N, C, S, S) -> (N, L, patch * patch * C), patch order and pixel layout as HF ViTMAE ``patchify``."""
+    n, c, h, w = x.shape
+    if h % patch or w % patch:
+        raise ValueError(f"image size {(h, w)} is not divisible by the patch size {patch}")
+    x = x.reshape(n, c, h // patch, patch, w // patch, patch).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(n, (h // patch) * (w // patch), patch * patch * c)
+
+
+class PretrainModel(nn.Module):
+    """``encoder`` (ViTEncoder), ``decoder`` (HF ViTMAEDecoder or None), ``projection`` (ProjectionHead or None)."""
+
+    def __init__(self, cfg: ModelConfig, encoder: ViTEncoder, decoder: nn.Module | None, projection: nn.Module | None):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = encoder
+        self.decoder = decoder
+        self.projection = projection
+        self.mask_ratio = float(cfg.mask_ratio)
+
+    @property
+    def image_size(self) -> int:
+        return self.encoder.image_size
+
+    @property
+    def patch_size(self) -> int:
+        return self.encoder.patch_size
+
+    @property
+    def branches(self) -> tuple[str, ...]:
+        return tuple(b for b, m in zip(BRANCHES, (self.decoder, self.projection)) if m is not None)
+
+    def _check_views(self, views01: torch.Tensor) -> None:
+        size = self.image_size
+        if views01.ndim != 4 or tuple(views01.shape[-2:]) != (size, size):
+            raise ValueError(f"views must have shape (N, C, {size}, {size}), got {tuple(views01.shape)}")
+
+    def forward(self, views01: torch.Tensor, branch: str, noise: torch.Tensor | None = None) -> dict:
+        """views01: (N, C, S, S) in [0, 1]. See :meth:`reconstruct` and :meth:`contrast` for the outputs."""
+        if branch not in BRANCHES:
+            raise ValueError(f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+        if branch not in self.branches:
+            raise ConfigError(f"config key 'model.backbone': branch {branch!r} is not built for this model "
+                              f"(built: {', '.join(self.branches) or 'none'})")
+        self._check_views(views01)
+        if branch == "reconstruction":
+            return self.reconstruct(views01, noise)
+        if noise is not None:
+            raise ValueError("noise is only used by the reconstruction branch (the contrastive encoder is unmasked)")
+        return self.contrast(views01)
+
+    def reconstruct(self, views01: torch.Tensor, noise: torch.Tensor | None = None) -> dict:
+        """Masked reconstruction (seed 000 §6.2): the encoder sees only visible patches.
+
+        Returns pred (N, L, P) decoder output for every patch, target (N, L, P) patches of the adapter-
+        normalized input (the space the loss is computed in), mask (N, L) with 1 = masked, and target01
+        (N, L, P) the same patches in [0, 1] (channel-replicated) for the brightness weights (Eq. 5).
+        """
+        out = self.encoder(views01, mask_ratio=self.mask_ratio, noise=noise)
+        # Registers are dropped before the decoder (seed 000 §5.3): it sees CLS + visible patches only.
+        latent = torch.cat([out.cls.unsqueeze(1), out.patches], dim=1)
+        pred = self.decoder(latent, out.ids_restore).logits
+        adapter = self.encoder.adapter
+        replicated = adapter.replicate(views01)
+        target = patchify(adapter.normalize(replicated), self.patch_size)
+        target01 = patchify(replicated, self.patch_size)
+        return {"pred": pred, "target": target, "mask": out.mask, "target01": target01}
+
+    def contrast(self, views01: torch.Tensor) -> dict:
+        """Unmasked encoder -> mean-patch readout (seed 000 Eq. 1) -> projection head (§5.2).
+
+        Returns z (N, proj_dim) l2-normalized and features (N, D).
+        """
+        out = self.encoder(views01)
+        features = out.readout("mean_patch")
+        return {"z": self.projection(features), "features": features}
+
+
+# -- building ------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Source:
+    """Where the initial weights come from: ``path`` (local dir or Hub id) and a tessera export's settings."""
+
+    ref: str
+    settings: dict | None = None
+
+
+def resolve_model_dir(ref: str | Path) -> Path | None:
+    """A local directory holding a model: ``ref`` itself, or ``ref/model`` for a run directory; else None."""
+    path = Path(ref)
+    if not path.is_dir():
+        return None
+    if (path / "config.json").exists() or (path / TESSERA_JSON).exists():
+        return path
+    if (path / "model").is_dir():
+        return path / "model"
+    raise TesseraError(f"{path}: neither a model directory (config.json) nor a run directory (model/)")
+
+
+def _source(init: str) -> _Source:
+    local = resolve_model_dir(init)
+    if local is None:
+        return _Source(ref=init)
+    settings = None
+    if (local / TESSERA_JSON).exists():
+        settings = json.loads((local / TESSERA_JSON).read_text())
+    return _Source(ref=str(local), settings=settings)
+
+
+def _sincos(grid: int, dim: int) -> torch.Tensor:
+    """(1, 1 + grid*grid, dim) fixed 2-D sin-cos positions in HF ViT-MAE's layout (with its h/w half swap)."""
+    from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
+
+    pos = build_2d_sinusoidal_position_embedding(height=grid, width=grid, embed_dim=dim, cls_token=True)
+    half = pos.shape[-1] // 2
+    return torch.cat([pos[..., half:], pos[..., :half]], dim=-1).unsqueeze(0)
+
+
+def _vit_mae_scratch(cfg: ModelConfig):
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    preset = get_preset(cfg.preset)
+    preset["image_size"] = cfg.resolved_image_size()
+    config = ViTMAEConfig(**preset, num_channels=cfg.in_channels, mask_ratio=cfg.mask_ratio, norm_pix_loss=False)
+    full = ViTMAEForPreTraining(config)
+    return full.vit, full.decoder
+
+
+def _vit_mae_pretrained(cfg: ModelConfig, ref: str):
+    """ViTMAEForPreTraining.from_pretrained; a different image_size regenerates the fixed sin-cos positions."""
+    from transformers import AutoConfig, ViTMAEForPreTraining
+
+    config = AutoConfig.from_pretrained(ref)
+    if config.model_type != "vit_mae":
+        raise ConfigError(f"config key 'model.init': {ref} is a {config.model_type} checkpoint, not vit_mae "
+                          "(set model.backbone accordingly)")
+    kwargs = {"mask_ratio": cfg.mask_ratio}
+    resize = cfg.image_size is not None and cfg.image_size != config.image_size
+    if resize:
+        if cfg.image_size % config.patch_size:
+            raise ConfigError(f"config key 'model.image_size': {cfg.image_size} is not divisible by the patch "
+                              f"size {config.patch_size} of {ref}")
+        kwargs.update(image_size=cfg.image_size, ignore_mismatched_sizes=True)
+    full = ViTMAEForPreTraining.from_pretrained(ref, **kwargs)
+    if resize:
+        grid = cfg.image_size // config.patch_size
+        with torch.no_grad():
+            full.vit.embeddings.position_embeddings.copy_(_sincos(grid, config.hidden_size))
+            full.decoder.decoder_pos_embed.copy_(_sincos(grid, config.decoder_hidden_size))
+    return full.vit, full.decoder
+
+
+def _dinov2_backbone(cfg: ModelConfig, ref: str | None):
+    from transformers import AutoModel, Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    cls = Dinov2Model if cfg.backbone == "dinov2" else Dinov2WithRegistersModel
+    if ref is None:
+        p = get_preset(cfg.preset)
+        common = dict(
+            hidden_size=p["hidden_size"], num_hidden_layers=p["num_hidden_layers"],
+            num_attention_heads=p["num_attention_heads"], mlp_ratio=p["intermediate_size"] // p["hidden_size"],
+            patch_size=p["patch_size"], image_size=cfg.resolved_image_size(), num_channels=cfg.in_channels,
+        )
+        config = Dinov2Config(**common) if cls is Dinov2Model else Dinov2WithRegistersConfig(**common, num_register_tokens=4)
+        return cls(config)
+    model = AutoModel.from_pretrained(ref)
+    if not isinstance(model, cls):
+        raise ConfigError(f"config key 'model.init': {ref} loads as {type(model).__name__}, "
+                          f"expected {cls.__name__} for backbone {cfg.backbone}")
+    if cfg.image_size is not None:
+        if cfg.image_size % model.config.patch_size:
+            raise ConfigError(f"config key 'model.image_size': {cfg.image_size} is not divisible by the patch "
+                              f"size {model.config.patch_size} of {ref}")
+        model.config.image_size = cfg.image_size  # DINOv2 interpolates its position embeddings at run time
+    return model
+
+
+def _adapter_for(cfg: ModelConfig, source: _Source | None, out_channels: int) -> InputAdapter:
+    """Seed 000 §8.1: ImageNet stats when continuing from a checkpoint, identity from scratch; "auto" keeps
+    a tessera export's own adapter (a scratch-trained export stays identity)."""
+    if cfg.in_channels not in (1, out_channels):
+        raise ConfigError(f"config key 'model.in_channels': {cfg.in_channels} channels cannot feed a "
+                          f"{out_channels}-channel backbone (only 1 -> {out_channels} replication)")
+    norm = cfg.input_norm
+    if norm == "auto":
+        if source is None:
+            norm = "identity"
+        elif source.settings is not None:
+            return InputAdapter.from_dict(source.settings["adapter"])
+        else:
+            norm = "imagenet"
+    return InputAdapter.build(norm, out_channels)
+
+
+def _load_registers(encoder: ViTEncoder, source: _Source) -> None:
+    from safetensors.torch import load_file
+
+    path = Path(source.ref) / REGISTERS_FILE
+    tensors = load_file(str(path))
+    with torch.no_grad():
+        encoder.registers.copy_(tensors["registers"])
+
+
+def build_encoder(cfg: ModelConfig, with_decoder: bool = False) -> tuple[ViTEncoder, nn.Module | None]:
+    """The ViTEncoder of ``cfg`` (and the HF MAE decoder if asked), from scratch or ``cfg.init``."""
+    cfg.validate()
+    source = _source(cfg.init) if cfg.init else None
+    if source is not None and source.settings is not None:
+        saved = source.settings
+        if saved["backbone"] != cfg.backbone:
+            raise ConfigError(f"config key 'model.backbone': {cfg.backbone!r} but {source.ref} was exported "
+                              f"with {saved['backbone']!r}")
+        if int(saved["registers"]) != cfg.registers:
+            raise ConfigError(f"config key 'model.registers': {cfg.registers} but {source.ref} has "
+                              f"{saved['registers']} register tokens")
+    decoder = None
+    if cfg.backbone == "vit_mae":
+        backbone, decoder = _vit_mae_pretrained(cfg, source.ref) if source else _vit_mae_scratch(cfg)
+    else:
+        backbone = _dinov2_backbone(cfg, source.ref if source else None)
+    adapter = _adapter_for(cfg, source, int(backbone.config.num_channels))
+    encoder = ViTEncoder(backbone, cfg.backbone, adapter, num_registers=cfg.registers)
+    if source is not None and source.settings is not None and cfg.registers:
+        _load_registers(encoder, source)
+    return encoder, (decoder if with_decoder else None)
+
+
+def build_pretrain_model(cfg: ModelConfig, branches: Iterable[str] | None = None) -> PretrainModel:
+    """Build the pretraining model of ``cfg``.
+
+    ``branches``: which heads to build, subset of ("reconstruction", "contrastive"); None = every branch the
+    backbone supports (reconstruction needs vit_mae). Building only the branch a stage trains avoids
+    parameters that never receive gradients under DDP.
+    """
+    cfg.validate()
+    default = BRANCHES if cfg.backbone == "vit_mae" else ("contrastive",)
+    wanted = tuple(default if branches is None else branches)
+    for b in wanted:
+        if b not in BRANCHES:
+            raise ValueError(f"unknown branch {b!r} (choose from {', '.join(BRANCHES)})")
+    if "reconstruction" in wanted and cfg.backbone != "vit_mae":
+        raise ConfigError(f"config key 'model.backbone': reconstruction is not defined for {cfg.backbone} "
+                          "(masked reconstruction needs a vit_mae backbone)")
+    encoder, decoder = build_encoder(cfg, with_decoder="reconstruction" in wanted)
+    projection = None
+    if "contrastive" in wanted:
+        projection = ProjectionHead(encoder.hidden_size, cfg.proj_hidden, cfg.proj_dim)
+    return PretrainModel(cfg, encoder, decoder, projection)
