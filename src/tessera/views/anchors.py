@@ -1,0 +1,154 @@
+"""ROI anchor proposal, batched with tile statistics (seed 000 §6.1 item 2), and a small registry of
+strategies so the same geometry serves non-radio data.
+
+Strategies (``AnchorConfig.strategy``):
+- ``radio``: the seed's recipe. (i) On a 16x16 tile grid, the top K_z = 3 tile peaks by z-score
+  (floor 2.5, at least two tiles apart); (ii) the centres of the top K_mean = 5 tiles of an 8x8 grid by
+  mean absolute intensity. Candidates whose local (tile) peak does not exceed 0.8 x the cutout's global
+  peak are dropped; one set is chosen with p_mean (the other if the chosen one is empty), then one
+  candidate uniformly. With no candidate left (a blank cutout) the anchor is the global peak, or the
+  centre for an all-constant cutout.
+- ``center``: the cutout centre (centred data such as lensing stamps).
+- ``uniform``: a uniform position (dense fields, line-art).
+
+Each strategy maps ``x: (N, C, H, W)`` (same size within a call) to anchors ``(N, 2)`` as (x, y) pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from tessera.errors import ConfigError
+from tessera.views.config import AnchorConfig
+from tessera.views.geometry import rand
+
+AnchorFn = Callable[[torch.Tensor, AnchorConfig, torch.Generator], torch.Tensor]
+ANCHOR_REGISTRY: dict[str, AnchorFn] = {}
+
+
+def register_anchor(name: str) -> Callable[[AnchorFn], AnchorFn]:
+    """Decorator adding an anchor strategy to the registry under ``name``."""
+
+    def wrap(fn: AnchorFn) -> AnchorFn:
+        ANCHOR_REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+def propose_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
+    """Anchors of a same-size batch with the configured strategy. x: (N, C, H, W) -> (N, 2) (x, y) pixels."""
+    try:
+        fn = ANCHOR_REGISTRY[cfg.strategy]
+    except KeyError:
+        raise ConfigError(
+            f"config key 'anchors.strategy': unknown strategy {cfg.strategy!r} (known: {', '.join(ANCHOR_REGISTRY)})"
+        ) from None
+    return fn(x, cfg, generator)
+
+
+@register_anchor("center")
+def center_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
+    """The cutout centre. x: (N, C, H, W) -> (N, 2)."""
+    n, _, h, w = x.shape
+    return torch.tensor([w / 2, h / 2], device=x.device, dtype=torch.float32).expand(n, 2).clone()
+
+
+@register_anchor("uniform")
+def uniform_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
+    """A uniform position in the cutout. x: (N, C, H, W) -> (N, 2)."""
+    n, _, h, w = x.shape
+    u = rand(generator, (n, 2), x.device)
+    return u * torch.tensor([w, h], device=x.device, dtype=torch.float32)
+
+
+def tile_bounds(length: int, grid: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start/end pixel of each tile of adaptive pooling along one axis (PyTorch's floor/ceil rule)."""
+    i = torch.arange(grid, device=device)
+    start = torch.div(i * length, grid, rounding_mode="floor")
+    end = torch.div((i + 1) * length + grid - 1, grid, rounding_mode="floor")
+    return start, end
+
+
+def zscore_peak_candidates(
+    intensity: torch.Tensor, cfg: AnchorConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top-K_z tile peaks by z-score, greedily at least ``z_min_separation`` tiles apart (seed 000 §6.1 (i)).
+
+    The z-score of a tile is (tile peak - cutout mean) / cutout std: a peak is "significant" relative to
+    the whole field. intensity: (N, H, W) -> xy (N, K_z, 2) peak pixel centres, local peak (N, K_z),
+    valid (N, K_z) (z >= floor).
+    """
+    n, h, w = intensity.shape
+    g = cfg.z_grid
+    peak, idx = F.adaptive_max_pool2d(intensity[:, None], g, return_indices=True)  # (N, 1, g, g)
+    peak, idx = peak[:, 0].flatten(1), idx[:, 0].flatten(1)  # (N, g*g)
+    mean = intensity.flatten(1).mean(1, keepdim=True)
+    std = intensity.flatten(1).std(1, keepdim=True)
+    z = (peak - mean) / std.clamp(min=1e-12)
+    z = torch.where(std > 1e-12, z, torch.full_like(z, float("-inf")))  # a flat cutout has no significant peak
+    ti = torch.arange(g * g, device=intensity.device)
+    tile_r, tile_c = ti // g, ti % g
+    xy, local, valid = [], [], []
+    for _ in range(cfg.z_top_k):
+        best = z.argmax(dim=1)  # (N,)
+        zbest = z.gather(1, best[:, None])[:, 0]
+        flat = idx.gather(1, best[:, None])[:, 0]
+        xy.append(torch.stack([(flat % w).float() + 0.5, (flat // w).float() + 0.5], dim=-1))
+        local.append(peak.gather(1, best[:, None])[:, 0])
+        valid.append(zbest >= cfg.z_floor)
+        # Suppress tiles closer than the minimum separation (Chebyshev distance in tiles).
+        near = ((tile_r[None] - tile_r[best][:, None]).abs() < cfg.z_min_separation) & (
+            (tile_c[None] - tile_c[best][:, None]).abs() < cfg.z_min_separation
+        )
+        z = z.masked_fill(near, float("-inf"))
+    return torch.stack(xy, 1), torch.stack(local, 1), torch.stack(valid, 1)
+
+
+def mean_tile_candidates(intensity: torch.Tensor, cfg: AnchorConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centres of the top-K_mean tiles of the mean-|intensity| grid (seed 000 §6.1 (ii)).
+
+    intensity: (N, H, W) -> xy (N, K_mean, 2) tile centres, local peak (N, K_mean) (tile maximum).
+    """
+    n, h, w = intensity.shape
+    g = cfg.mean_grid
+    k = min(cfg.mean_top_k, g * g)
+    score = F.adaptive_avg_pool2d(intensity.abs()[:, None], g)[:, 0].flatten(1)  # (N, g*g)
+    tile_max = F.adaptive_max_pool2d(intensity[:, None], g)[:, 0].flatten(1)
+    top = score.topk(k, dim=1).indices  # (N, k)
+    ys, ye = tile_bounds(h, g, intensity.device)
+    xs, xe = tile_bounds(w, g, intensity.device)
+    r, c = top // g, top % g
+    xy = torch.stack([(xs[c] + xe[c]).float() / 2, (ys[r] + ye[r]).float() / 2], dim=-1)
+    return xy, tile_max.gather(1, top)
+
+
+@register_anchor("radio")
+def radio_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
+    """The seed's two-heuristic anchor proposal (module docstring). x: (N, C, H, W) -> (N, 2) (x, y)."""
+    n, _, h, w = x.shape
+    intensity = x.mean(dim=1)  # detection image: channel mean (radio C = 1)
+    z_xy, z_local, z_valid = zscore_peak_candidates(intensity, cfg)
+    m_xy, m_local = mean_tile_candidates(intensity, cfg)
+    gpeak, gidx = intensity.flatten(1).max(dim=1)
+    # Keep anchors on bright emission: local peak > 0.8 x the cutout's global peak.
+    z_valid = z_valid & (z_local > cfg.peak_fraction * gpeak[:, None])
+    m_valid = m_local > cfg.peak_fraction * gpeak[:, None]
+    has_z, has_m = z_valid.any(1), m_valid.any(1)
+    want_mean = rand(generator, (n,), x.device) < cfg.p_mean
+    use_mean = (want_mean & has_m) | (~has_z & has_m)
+    use_z = ~use_mean & has_z
+    weights = torch.cat([z_valid & use_z[:, None], m_valid & use_mean[:, None]], dim=1)  # (N, Kz + Km)
+    # Uniform choice among the allowed candidates: argmax of uniform keys, -1 where not allowed.
+    keys = torch.where(weights, rand(generator, tuple(weights.shape), x.device), torch.full_like(weights, -1.0, dtype=torch.float32))
+    choice = keys.argmax(dim=1)
+    chosen = torch.cat([z_xy, m_xy], dim=1).gather(1, choice[:, None, None].expand(n, 1, 2))[:, 0]
+    # No candidate at all: the global peak, or the centre of a flat cutout.
+    peak_xy = torch.stack([(gidx % w).float() + 0.5, (gidx // w).float() + 0.5], dim=-1)
+    centre = torch.tensor([w / 2, h / 2], device=x.device).expand(n, 2)
+    flat = intensity.flatten(1).amin(1) >= gpeak
+    fallback = torch.where(flat[:, None], centre, peak_xy)
+    return torch.where((has_z | has_m)[:, None], chosen, fallback)

@@ -1,0 +1,165 @@
+"""Augmentation operators of seed 000 §6.1.1 / Table 3, batched with per-sample parameters.
+
+All operators act on [0, 1] views after ZScale (seed 000 §6.1.1) and take explicit parameter tensors,
+so they are pure functions that tests can drive directly. Order (seed 000 §6.1.1, "in the order listed"):
+dihedral -> asinh stretch -> affine jitter -> Gaussian noise -> banding -> flux/background perturbation,
+then clamp to [0, 1]. Affine jitter is fused into the crop's grid_sample (geometry.jitter_boxes) and the
+dihedral transform is applied exactly after resizing; random translation/isotropic scaling is invariant
+in distribution under the dihedral group, so this placement samples the same view distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tessera.views.config import AugmentConfig
+from tessera.views.geometry import rand
+
+
+def dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Exact k x 90 deg rotation then horizontal flip, per sample (no interpolation).
+
+    x: (N, C, S, S); k: (N,) in {0,1,2,3}; flip: (N,) bool -> (N, C, S, S).
+    """
+    out = x.clone()
+    for kk in (1, 2, 3):  # grouped by k: one rot90 per group
+        idx = (k == kk).nonzero(as_tuple=True)[0]
+        if idx.numel():
+            out[idx] = torch.rot90(x[idx], kk, dims=(-2, -1))
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+
+
+def asinh_stretch(x: torch.Tensor, alpha: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
+    """x -> asinh(alpha x) / asinh(alpha) where ``apply``: maps [0, 1] onto itself, compresses bright
+    structure and lifts faint emission (the usual astronomical asinh stretch).
+
+    x: (N, C, S, S); alpha: (N,); apply: (N,) bool -> (N, C, S, S).
+    """
+    a = alpha[:, None, None, None]
+    stretched = torch.asinh(a * x) / torch.asinh(a)
+    return torch.where(apply[:, None, None, None], stretched, x)
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Add pixelwise Gaussian noise of standard deviation ``sigma`` where ``apply``.
+
+    x, noise (standard normal): (N, C, S, S); apply: (N,) bool -> (N, C, S, S).
+    """
+    return x + noise * (sigma * apply.to(x.dtype))[:, None, None, None]
+
+
+def band_map(
+    size: int, vertical: torch.Tensor, start: torch.Tensor, width: torch.Tensor, offset: torch.Tensor
+) -> torch.Tensor:
+    """Additive map of B bands per sample: rows (horizontal band) or columns (vertical band)
+    ``[start, start + width)`` shifted by ``offset`` (overlapping bands add up).
+
+    vertical: (N, B) bool; start, width: (N, B) long; offset: (N, B) (0 for inactive bands) -> (N, 1, S, S).
+    """
+    n = vertical.shape[0]
+    pos = torch.arange(size, device=offset.device)
+    out = torch.zeros(n, 1, size, size, device=offset.device, dtype=offset.dtype)
+    for j in range(vertical.shape[1]):
+        inside = (pos[None] >= start[:, j, None]) & (pos[None] < (start[:, j] + width[:, j])[:, None])  # (N, S)
+        line = inside.to(offset.dtype) * offset[:, j, None]
+        rows, cols = line[:, None, :, None], line[:, None, None, :]
+        out = out + torch.where(vertical[:, j, None, None, None], cols, rows)
+    return out
+
+
+def banding(
+    x: torch.Tensor, vertical: torch.Tensor, start: torch.Tensor, width: torch.Tensor, offset: torch.Tensor
+) -> torch.Tensor:
+    """Banding artefacts (striping of imperfectly calibrated data): add ``band_map`` to every channel.
+
+    x: (N, C, S, S); band parameters as in :func:`band_map` -> (N, C, S, S).
+    """
+    return x + band_map(x.shape[-1], vertical, start, width, offset)
+
+
+def flux_threshold(x: torch.Tensor, k: float) -> torch.Tensor:
+    """T = mean + k * std of each view and channel (seed 000 Table 3: T = mu + 0.3 sigma_x).
+
+    x: (N, C, S, S) -> (N, C, 1, 1).
+    """
+    flat = x.flatten(2)
+    return (flat.mean(-1) + k * flat.std(-1))[..., None, None]
+
+
+def flux_perturbation(x: torch.Tensor, factor: torch.Tensor, apply: torch.Tensor, k: float) -> torch.Tensor:
+    """Multiplicative attenuation of lower-intensity pixels (below T = mean + k std) by ``factor``:
+    dims faint background/diffuse flux while leaving bright emission untouched.
+
+    x: (N, C, S, S); factor: (N,); apply: (N,) bool -> (N, C, S, S).
+    """
+    below = x < flux_threshold(x, k)
+    scaled = x * factor[:, None, None, None]
+    return torch.where(below & apply[:, None, None, None], scaled, x)
+
+
+@dataclass
+class AugmentParams:
+    """Per-sample draws of one regime for N views (all tensors have leading dim N)."""
+
+    rot: torch.Tensor  # (N,) bool, a random quarter-turn count was drawn (it may be 0)
+    k: torch.Tensor  # (N,) long, rotation quarter turns
+    flip: torch.Tensor  # (N,) bool
+    asinh: torch.Tensor  # (N,) bool
+    alpha: torch.Tensor  # (N,)
+    affine: torch.Tensor  # (N,) bool
+    shift: torch.Tensor  # (N, 2) in units of the view side (0 where not applied)
+    scale: torch.Tensor  # (N,) side multiplier (1 where not applied)
+    noise: torch.Tensor  # (N,) bool
+    banding: torch.Tensor  # (N,) bool
+    band_vertical: torch.Tensor  # (N, B) bool
+    band_start: torch.Tensor  # (N, B) long
+    band_width: torch.Tensor  # (N, B) long
+    band_offset: torch.Tensor  # (N, B), zero where banding is not applied
+    flux: torch.Tensor  # (N,) bool
+    flux_factor: torch.Tensor  # (N,)
+
+
+def sample_augment_params(
+    cfg: AugmentConfig, n: int, size: int, bands: int, generator: torch.Generator, device
+) -> AugmentParams:
+    """Draw one regime's parameters for ``n`` views of side ``size`` with ``bands`` bands each."""
+
+    def coin(p: float) -> torch.Tensor:
+        return rand(generator, (n,), device) < p
+
+    def between(rng: tuple[float, float], shape=(n,)) -> torch.Tensor:
+        return rng[0] + (rng[1] - rng[0]) * rand(generator, shape, device)
+
+    rot = coin(cfg.p_rot90)
+    k = torch.where(rot, (rand(generator, (n,), device) * 4).long().clamp(max=3), torch.zeros(n, dtype=torch.long, device=device))
+    flip = coin(cfg.p_hflip)
+    asinh, alpha = coin(cfg.p_asinh), between(cfg.asinh_alpha)
+    affine = coin(cfg.p_affine)
+    shift = between((-cfg.translate, cfg.translate), (n, 2)) * affine[:, None]
+    scale = 1 + between((-cfg.scale_jitter, cfg.scale_jitter)) * affine
+    noise, band_on = coin(cfg.p_noise), coin(cfg.p_banding)
+    width = (between(cfg.band_width, (n, bands)) * size).round().long().clamp(min=1, max=size)
+    start = (rand(generator, (n, bands), device) * (size - width + 1)).long().clamp(min=0)
+    vertical = rand(generator, (n, bands), device) < 0.5
+    offset = between(cfg.band_offset, (n, bands)) * band_on[:, None]
+    flux, factor = coin(cfg.p_flux), between(cfg.flux_factor)
+    return AugmentParams(rot, k, flip, asinh, alpha, affine, shift, scale, noise, band_on, vertical, start, width, offset, flux, factor)
+
+
+def photometric(
+    x: torch.Tensor, p: AugmentParams, cfg: AugmentConfig, noise_generator: torch.Generator
+) -> torch.Tensor:
+    """Asinh -> noise -> banding -> flux on resized, dihedral-transformed views, then clamp to [0, 1].
+
+    x: (N, C, S, S) in [0, 1] -> (N, C, S, S) in [0, 1].
+    """
+    x = asinh_stretch(x, p.alpha, p.asinh)
+    if cfg.noise_sigma > 0 and bool(p.noise.any()):
+        z = torch.randn(x.shape, generator=noise_generator, device=noise_generator.device, dtype=x.dtype).to(x.device)
+        x = gaussian_noise(x, cfg.noise_sigma, p.noise, z)
+    if p.band_offset.shape[1]:
+        x = banding(x, p.band_vertical, p.band_start, p.band_width, p.band_offset)
+    x = flux_perturbation(x, p.flux_factor, p.flux, cfg.flux_threshold_k)
+    return x.clamp(0.0, 1.0)

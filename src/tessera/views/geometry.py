@@ -1,0 +1,133 @@
+"""Crop geometry as batched tensor ops: ROIs around anchors, square crops inside boxes, the IoA constraint
+(seed 000 Eq. 7), affine jitter, and one fused crop + resize with ``grid_sample``.
+
+Boxes are ``(x0, y0, x1, y1)`` in continuous pixel coordinates of their own parent cutout: pixel ``(i, j)``
+covers ``[j, j+1) x [i, i+1)``, the cutout spans ``[0, W] x [0, H]``. All random draws take a
+``torch.Generator`` and are made on the generator's device, then moved, so results depend only on the seed.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def rand(generator: torch.Generator, shape: tuple[int, ...], device: torch.device | str) -> torch.Tensor:
+    """Uniform [0, 1) draws of ``shape`` from ``generator`` (on its device), returned on ``device``."""
+    return torch.rand(shape, generator=generator, device=generator.device).to(device)
+
+
+def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float, device) -> torch.Tensor:
+    """Uniform draws in [low, high) of ``shape``."""
+    return low + (high - low) * rand(generator, shape, device)
+
+
+def box_side(boxes: torch.Tensor) -> torch.Tensor:
+    """Width of square boxes. boxes: (..., 4) -> (...)."""
+    return boxes[..., 2] - boxes[..., 0]
+
+
+def full_boxes(hw: torch.Tensor) -> torch.Tensor:
+    """The whole-cutout box of each sample. hw: (N, 2) (H, W) -> (N, 4)."""
+    zeros = torch.zeros_like(hw[:, 0])
+    return torch.stack([zeros, zeros, hw[:, 1], hw[:, 0]], dim=-1).float()
+
+
+def roi_around_anchor(anchor: torch.Tensor, side_frac: torch.Tensor, hw: torch.Tensor) -> torch.Tensor:
+    """Square ROI centred on the anchor, shifted to lie inside the cutout (seed 000 §6.1 item 2).
+
+    anchor: (N, 2) (x, y) pixels; side_frac: (N,) fraction of the cutout's shorter side; hw: (N, 2) -> (N, 4).
+    """
+    h, w = hw[:, 0].float(), hw[:, 1].float()
+    side = side_frac * torch.minimum(h, w)
+    x0 = torch.minimum(torch.clamp(anchor[:, 0] - side / 2, min=0.0), w - side)
+    y0 = torch.minimum(torch.clamp(anchor[:, 1] - side / 2, min=0.0), h - side)
+    return torch.stack([x0, y0, x0 + side, y0 + side], dim=-1)
+
+
+def square_in_box(outer: torch.Tensor, area_scale: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """A square crop covering ``area_scale`` of the (square) outer box's area, at a uniform position inside it.
+
+    For a non-square outer box the side is relative to its shorter side. outer: (..., 4); area_scale: (...);
+    u: (..., 2) uniform [0, 1) position draws -> (..., 4).
+    """
+    ow, oh = outer[..., 2] - outer[..., 0], outer[..., 3] - outer[..., 1]
+    side = area_scale.sqrt() * torch.minimum(ow, oh)
+    x0 = outer[..., 0] + u[..., 0] * (ow - side)
+    y0 = outer[..., 1] + u[..., 1] * (oh - side)
+    return torch.stack([x0, y0, x0 + side, y0 + side], dim=-1)
+
+
+def box_ioa(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over the area of ``a`` (seed 000 Eq. 7): area(a & b) / area(a). a, b: (..., 4) -> (...)."""
+    iw = (torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0])).clamp(min=0)
+    ih = (torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1])).clamp(min=0)
+    area = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    return iw * ih / area.clamp(min=1e-12)
+
+
+def jitter_boxes(boxes: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Affine jitter of crop boxes: move the centre by ``shift`` x side and scale the side by ``scale``.
+
+    Sampling a jittered box is the same as jittering the resized view (translation tau and isotropic
+    scale delta of seed 000 Table 3), but costs nothing extra inside the fused grid_sample.
+    boxes: (..., 4); shift: (..., 2) in units of the box side; scale: (...) -> (..., 4).
+    """
+    side = box_side(boxes)
+    cx = (boxes[..., 0] + boxes[..., 2]) / 2 + shift[..., 0] * side
+    cy = (boxes[..., 1] + boxes[..., 3]) / 2 + shift[..., 1] * side
+    half = side * scale / 2
+    return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=-1)
+
+
+def bright_integral(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Summed-area table of the "bright pixel" indicator (any channel above ``threshold``).
+
+    x: (B, C, H, W) -> (B, H + 1, W + 1) float64 (exact counts), zero first row and column.
+    """
+    bright = (x > threshold).any(dim=1).double()
+    sat = bright.cumsum(dim=1).cumsum(dim=2)
+    return F.pad(sat, (1, 0, 1, 0))
+
+
+def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """Fraction of bright pixels inside each box, from the summed-area table in O(1) per box.
+
+    Box edges are rounded to whole pixels. sat: (B, H+1, W+1); boxes: (B, A, 4) -> (B, A).
+    """
+    hp, wp = sat.shape[1] - 1, sat.shape[2] - 1
+    x0 = boxes[..., 0].round().long().clamp(0, wp)
+    x1 = boxes[..., 2].round().long().clamp(0, wp)
+    y0 = boxes[..., 1].round().long().clamp(0, hp)
+    y1 = boxes[..., 3].round().long().clamp(0, hp)
+    flat = sat.flatten(1)
+    stride = wp + 1
+
+    def at(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
+        return torch.gather(flat, 1, yy * stride + xx)
+
+    count = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
+    area = ((x1 - x0) * (y1 - y0)).clamp(min=1).double()
+    return (count / area).float()
+
+
+def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Crop every box and resize it to ``size`` x ``size`` in ONE grid_sample call.
+
+    The V boxes of a sample are stacked vertically in one sampling grid, so the (large) input is never
+    repeated. Sampling outside the cutout replicates its border (padding_mode="border"; inputs of
+    different sizes are padded by replication, so the result equals sampling each cutout alone).
+    x: (B, C, Hp, Wp); boxes: (B, V, 4) pixels -> (B, V, C, size, size).
+    """
+    b, c, hp, wp = x.shape
+    v = boxes.shape[1]
+    base = (torch.arange(size, device=x.device, dtype=torch.float32) + 0.5) / size  # output pixel centres
+    side_x = (boxes[..., 2] - boxes[..., 0])[..., None]
+    side_y = (boxes[..., 3] - boxes[..., 1])[..., None]
+    px = boxes[..., 0:1] + base * side_x  # (B, V, S) input pixel coordinates
+    py = boxes[..., 1:2] + base * side_y
+    gx = (2 * px / wp - 1)[:, :, None, :].expand(b, v, size, size)
+    gy = (2 * py / hp - 1)[:, :, :, None].expand(b, v, size, size)
+    grid = torch.stack([gx, gy], dim=-1).reshape(b, v * size, size, 2).to(x.dtype)
+    out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)  # (B, C, V*S, S)
+    return out.reshape(b, c, v, size, size).permute(0, 2, 1, 3, 4)
