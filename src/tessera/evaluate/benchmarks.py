@@ -1,0 +1,268 @@
+"""Named benchmarks with their published selection rules, read from a local copy.
+
+Spec strings (``--data``): ``first:PATH`` (Griese et al. FIRST radio galaxies: the HDF5 file, or the
+class-folder PNG copy with ``labels.csv``), ``frdeep:PATH`` (FR-DEEP FIRST FITS), ``frdeep-cross:PATH``
+(train on FIRST, test on NVSS images of held-out objects), ``mirabest:PATH`` (CIFAR-style batches, FR I vs
+FR II, confident only, hybrids excluded; seed 000 §4.2), or a plain CSV/folder path.
+RGZ DR1 (seed 000 §4.4) and LoTSS DR2 (§4.3) need catalogue queries and cutout downloads: not built yet.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tessera.errors import TesseraError
+from tessera.evaluate.datasets import (
+    EvalData,
+    Record,
+    build_labeled_set,
+    load_labeled,
+    records_from_csv,
+    subset_records,
+)
+
+BENCHMARKS = ("first", "frdeep", "frdeep-cross", "mirabest")
+
+# Published archives (the URLs used by the datasets' own loaders).
+MIRABEST_URL = "http://www.jb.man.ac.uk/research/MiraBest/full_dataset/MiraBest_full_batches.tar.gz"
+FIRST_GRIESE_URL = "https://zenodo.org/record/7689127/files/galaxy_data_h5.zip?download=1"
+
+# MiraBest label index -> three-digit code (Porter & Scaife 2023): first digit 1 FRI, 2 FRII, 3 hybrid;
+# second digit 0 confident, 1 uncertain; third digit the subtype.
+MIRABEST_CODES = (100, 102, 104, 110, 112, 200, 201, 210, 300, 310)
+# Griese et al. (2023) FIRST dataset label encoding.
+FIRST_GRIESE_CLASSES = {0: "FRI", 1: "FRII", 2: "Compact", 3: "Bent"}
+
+
+def parse_spec(spec: str) -> tuple[str | None, str]:
+    """``name:PATH`` -> (name, PATH) for a known benchmark name, else (None, spec)."""
+    name, sep, rest = spec.partition(":")
+    if sep and name.lower() in BENCHMARKS:
+        return name.lower(), rest
+    return None, spec
+
+
+def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0) -> EvalData:
+    """The labeled data named by ``spec`` (see module docstring)."""
+    name, path = parse_spec(spec)
+    if name is None:
+        return EvalData(spec, load_labeled(path, hdu=hdu, max_per_class=max_per_class, seed=seed))
+    if name == "mirabest":
+        return EvalData(spec, load_mirabest(path, max_per_class=max_per_class, seed=seed))
+    if name == "first":
+        return EvalData(spec, load_first(path, max_per_class=max_per_class, seed=seed))
+    if name == "frdeep":
+        return EvalData(spec, load_frdeep(path, survey="FIRST", hdu=hdu, max_per_class=max_per_class, seed=seed))
+    return load_frdeep_cross(path, hdu=hdu, max_per_class=max_per_class, seed=seed, name=spec)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def download(url: str, dest: str | Path) -> Path:
+    """Fetch ``url`` to ``dest`` (atomic rename); offline or HTTP failure -> TesseraError naming the URL."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", exc)
+        raise TesseraError(f"cannot download {url} ({reason}); fetch it by hand and pass the local copy") from None
+    tmp.replace(dest)
+    return dest
+
+
+def download_mirabest(root: str | Path, url: str = MIRABEST_URL) -> Path:
+    """Download and unpack the MiraBest batches under ``root``; returns the ``batches`` folder."""
+    root = Path(root)
+    archive = download(url, root / "MiraBest_full_batches.tar.gz")
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(root, filter="data")
+    return _mirabest_batches_dir(root)
+
+
+def download_first(root: str | Path, url: str = FIRST_GRIESE_URL) -> Path:
+    """Download and unpack the Griese et al. HDF5 (``galaxy_data_h5.h5``) under ``root``."""
+    root = Path(root)
+    archive = download(url, root / "galaxy_data_h5.zip")
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(root)
+    found = sorted(root.rglob("*.h5"))
+    if not found:
+        raise TesseraError(f"{archive}: no .h5 file inside")
+    return found[0]
+
+
+# ---------------------------------------------------------------- MiraBest
+
+
+def _mirabest_batches_dir(path: Path) -> Path:
+    for candidate in (path, path / "batches"):
+        if candidate.is_dir() and any(candidate.glob("data_batch_*")):
+            return candidate
+    raise TesseraError(f"{path}: no MiraBest batches (expected batches/data_batch_* and test_batch)")
+
+
+def _mirabest_codes(batches: Path) -> tuple[int, ...]:
+    """Label index -> three-digit code: from ``batches.meta`` label_names when they are codes, else the published table."""
+    meta = batches / "batches.meta"
+    if meta.is_file():
+        with open(meta, "rb") as f:
+            names = pickle.load(f, encoding="latin1").get("label_names")
+        try:
+            codes = tuple(int(str(n).strip()) for n in names)
+            if all(100 <= c <= 399 for c in codes):
+                return codes
+        except (TypeError, ValueError):
+            pass  # descriptive names: fall back to the published index order below
+    return MIRABEST_CODES
+
+
+def mirabest_class(code: int) -> str | None:
+    """FRI/FRII for confident FR codes, None for uncertain or hybrid (seed 000 §4.2)."""
+    family, confidence = code // 100, (code // 10) % 10
+    if confidence != 0 or family not in (1, 2):
+        return None
+    return "FRI" if family == 1 else "FRII"
+
+
+def load_mirabest(path: str | Path, max_per_class: int | None = None, seed: int = 0):
+    """MiraBest (all batches pooled for K-fold CV): confident FR I vs FR II, hybrids and uncertain excluded."""
+    path = Path(path)
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        target = path.parent / (path.name.split(".")[0] + "_extracted")
+        if not target.is_dir():
+            with tarfile.open(path, "r:gz") as tar:
+                tar.extractall(target, filter="data")
+        path = target
+    batches = _mirabest_batches_dir(path)
+    codes = _mirabest_codes(batches)
+    files = sorted(batches.glob("data_batch_*")) + sorted(batches.glob("test_batch*"))
+    records = []
+    for file in files:
+        with open(file, "rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        data = np.asarray(entry["data"])
+        side = int(round(np.sqrt(data.shape[1]))) if data.ndim == 2 else data.shape[-1]
+        images = data.reshape(len(data), side, side)  # published batches: (N, 150*150) uint8, one channel
+        names = entry.get("filenames", [None] * len(images))
+        for i, (image, label) in enumerate(zip(images, entry["labels"])):
+            cls = mirabest_class(codes[int(label)])
+            if cls is None:
+                continue
+            records.append(
+                Record(source=f"{file.name}#{i}", label=cls, array=image, extra={"code": codes[int(label)], "name": names[i]})
+            )
+    records = subset_records(records, max_per_class, seed)
+    return build_labeled_set(records, classes=["FRI", "FRII"], extra_key=_signature(files))
+
+
+def _signature(files) -> str:
+    return ";".join(f"{Path(f).resolve()}:{Path(f).stat().st_mtime_ns}:{Path(f).stat().st_size}" for f in files)
+
+
+# ---------------------------------------------------------------- FIRST (Griese et al.)
+
+
+def load_first(path: str | Path, max_per_class: int | None = None, seed: int = 0):
+    """Griese et al. FIRST radio galaxies (FRI/FRII/Compact/Bent): the HDF5 file (all splits pooled) or the
+    class-folder PNG copy with ``labels.csv``."""
+    path = Path(path)
+    if path.is_dir() and not (path / "labels.csv").is_file():
+        h5s = sorted(path.glob("*.h5"))
+        if h5s:
+            path = h5s[0]
+    if path.suffix in (".h5", ".hdf5"):
+        records = _first_h5_records(path)
+        return build_labeled_set(
+            subset_records(records, max_per_class, seed), classes=list(FIRST_GRIESE_CLASSES.values()), extra_key=_signature([path])
+        )
+    return load_labeled(path, max_per_class=max_per_class, seed=seed)
+
+
+def _first_h5_records(path: Path) -> list[Record]:
+    """One record per HDF5 group with ``Img`` and ``Label_literature`` (attrs Source, RA, DEC; a split name)."""
+    import h5py
+
+    records = []
+    with h5py.File(path, "r") as f:
+        for key in f.keys():
+            group = f[key]
+            if "Img" not in group or "Label_literature" not in group:
+                raise TesseraError(f"{path}: group '{key}' lacks Img/Label_literature (not the Griese et al. layout)")
+            img = group["Img"]
+            label = int(np.asarray(group["Label_literature"]))
+            if label not in FIRST_GRIESE_CLASSES:
+                raise TesseraError(f"{path}: group '{key}' has unknown label {label}")
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in img.attrs.items()}
+            split = group["Split_literature"].asstr()[()] if "Split_literature" in group else ""
+            extra = {"catalogue": attrs.get("Source"), "ra_deg": attrs.get("RA"), "dec_deg": attrs.get("DEC"), "split": split}
+            records.append(Record(source=f"{path.name}#{key}", label=FIRST_GRIESE_CLASSES[label], array=np.asarray(img), extra=extra))
+    return records
+
+
+# ---------------------------------------------------------------- FR-DEEP
+
+
+def _frdeep_csv(path: str | Path) -> Path:
+    path = Path(path)
+    csv = path / "labels.csv" if path.is_dir() else path
+    if not csv.is_file():
+        raise TesseraError(
+            f"{path}: FR-DEEP needs a local copy with labels.csv (path,label,survey,object); there is no download of the FITS set"
+        )
+    return csv
+
+
+def load_frdeep(path, survey: str = "FIRST", hdu=None, max_per_class=None, seed=0):
+    """FR-DEEP FRI/FRII, the images of one survey."""
+    records = [r for r in records_from_csv(_frdeep_csv(path)) if str(r.extra.get("survey")) == survey]
+    if not records:
+        raise TesseraError(f"{path}: no rows with survey == {survey!r}")
+    return build_labeled_set(subset_records(records, max_per_class, seed), hdu=hdu)
+
+
+def load_frdeep_cross(path, hdu=None, max_per_class=None, seed=0, name="frdeep-cross") -> EvalData:
+    """Paired FIRST/NVSS images per object: train on FIRST, test on NVSS (folds over objects by the protocol).
+
+    An object whose FIRST or NVSS image is unusable is dropped from both sides (and listed)."""
+    records = records_from_csv(_frdeep_csv(path))
+    table = pd.DataFrame({"i": range(len(records)), "object": [r.extra.get("object") for r in records],
+                          "survey": [r.extra.get("survey") for r in records]})
+    first = {o: i for o, i in zip(table.object[table.survey == "FIRST"], table.i[table.survey == "FIRST"])}
+    nvss = {o: i for o, i in zip(table.object[table.survey == "NVSS"], table.i[table.survey == "NVSS"])}
+    objects = [o for o in first if o in nvss]
+    if not objects:
+        raise TesseraError(f"{path}: no object has both a FIRST and an NVSS image")
+    pairs = subset_records([records[first[o]] for o in objects], max_per_class, seed)
+    keep = {r.extra.get("object") for r in pairs}
+    objects = [o for o in objects if o in keep]
+    train = build_labeled_set([records[first[o]] for o in objects], hdu=hdu)
+    test = build_labeled_set([records[nvss[o]] for o in objects], hdu=hdu, classes=train.classes)
+    both = set(train.meta["object"]) & set(test.meta["object"])
+    return EvalData(name, _select_objects(train, both), _select_objects(test, both))
+
+
+def _select_objects(ls, objects: set):
+    """Keep the samples whose ``object`` is in ``objects`` (order kept); the others are listed as excluded."""
+    keep = [i for i, o in enumerate(ls.meta["object"]) if o in objects]
+    dropped = [{"path": ls.sources[i], "reason": "its paired image in the other survey was excluded"}
+               for i in range(len(ls)) if i not in set(keep)]
+    ls.images = [ls.images[i] for i in keep]
+    ls.labels = ls.labels[keep]
+    ls.sources = [ls.sources[i] for i in keep]
+    ls.meta = ls.meta.iloc[keep].reset_index(drop=True)
+    ls.excluded = ls.excluded + dropped
+    return ls

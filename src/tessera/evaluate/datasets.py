@@ -1,0 +1,251 @@
+"""Labeled image sets for transfer evaluation: a CSV (``path,label``), class folders, or arrays from a benchmark.
+
+Every image is read with ``tessera.corpus.readers.read_image`` and normalized per image with
+``tessera.corpus.normalize.zscale_normalize`` (ZScale to [0, 1], non-finite -> 0; seed 000 §4.1, §9.1).
+Unreadable and blank images are excluded during indexing and reported (seed 000 §4.1); resizing and
+channel replication are the encoder's job (its ``embed`` resizes bicubically and applies its adapter).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from tessera.errors import TesseraError
+
+IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+BLANK_REASON = "blank image (no finite pixels, constant, or all zero after ZScale)"
+
+
+@dataclass
+class Record:
+    """One labeled sample before reading: a file (``path``) or an in-memory array (``array``)."""
+
+    source: str  # identifier written to results (path, or archive#index)
+    label: str
+    path: Path | None = None
+    array: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LabeledSet:
+    """Normalized labeled images. ``images[i]``: (C, H, W) float16 in [0, 1] (float16 is lossless enough after
+    ZScale and halves memory); ``labels``: (N,) int64 indices into ``classes``."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray
+    classes: list[str]
+    sources: list[str]
+    meta: pd.DataFrame
+    excluded: list[dict[str, str]]
+    data_key: str  # hash of sources and file mtimes/sizes: part of the feature-cache key
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices) -> "torch.Tensor":  # noqa: F821
+        """Images ``indices`` as a float32 tensor (B, C, H, W); all must share one shape."""
+        import torch
+
+        arrays = [self.images[int(i)] for i in indices]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise TesseraError(f"images of different shapes {sorted(shapes)} cannot share one batch")
+        return torch.from_numpy(np.stack(arrays).astype(np.float32))
+
+    def shape_groups(self, indices) -> list[np.ndarray]:
+        """Split ``indices`` into runs of equal image shape (order kept within each shape)."""
+        indices = np.asarray(indices)
+        keys = [self.images[int(i)].shape for i in indices]
+        groups: dict[tuple, list[int]] = {}
+        for idx, key in zip(indices, keys):
+            groups.setdefault(key, []).append(int(idx))
+        return [np.asarray(v) for v in groups.values()]
+
+
+@dataclass
+class EvalData:
+    """What a protocol runs on. ``test`` (optional) holds the same samples, in the same order and with the same
+    labels, seen by another instrument: folds train on ``train`` images and test on ``test`` images."""
+
+    name: str
+    train: LabeledSet
+    test: LabeledSet | None = None
+
+    @property
+    def excluded(self) -> list[dict[str, str]]:
+        return self.train.excluded + (self.test.excluded if self.test is not None else [])
+
+
+def _corpus_io() -> tuple[Callable, Callable]:
+    from tessera.corpus.normalize import zscale_normalize
+    from tessera.corpus.readers import read_image
+
+    return read_image, zscale_normalize
+
+
+def is_blank(raw: np.ndarray, normalized: np.ndarray) -> bool:
+    """Blank = no finite pixel, constant finite pixels, or nothing left after ZScale (seed 000 §4.1)."""
+    finite = raw[np.isfinite(raw)]
+    if finite.size == 0 or float(finite.max()) == float(finite.min()):
+        return True
+    return not bool(np.any(normalized > 0))
+
+
+def collapse_replicated_channels(arr: np.ndarray) -> np.ndarray:
+    """(C, H, W) with identical channels (grey saved as RGB) -> (1, H, W); (H, W) -> (1, H, W).
+
+    Seed 000 §4.1 treats evaluation images as single-channel; genuinely multi-band data is kept as is.
+    """
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim == 3 and arr.shape[0] > 1 and all(np.array_equal(arr[0], arr[c], equal_nan=True) for c in range(1, arr.shape[0])):
+        return arr[:1]
+    if arr.ndim != 3:
+        raise TesseraError(f"expected an image of shape (H, W) or (C, H, W), got {arr.shape}")
+    return arr
+
+
+def _file_signature(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def subset_records(records: list[Record], max_per_class: int | None, seed: int) -> list[Record]:
+    """At most ``max_per_class`` records per label, chosen with ``seed``; file order kept."""
+    if max_per_class is None:
+        return records
+    rng = np.random.default_rng(seed)
+    labels = np.array([r.label for r in records])
+    keep = []
+    for label in sorted(set(labels.tolist())):
+        idx = np.flatnonzero(labels == label)
+        if len(idx) > max_per_class:
+            idx = np.sort(rng.choice(idx, size=max_per_class, replace=False))
+        keep.extend(idx.tolist())
+    return [records[i] for i in sorted(keep)]
+
+
+def read_normalized(record: Record, hdu: int | None) -> np.ndarray:
+    """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank."""
+    read_image, zscale_normalize = _corpus_io()
+    raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
+    raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
+    norm = zscale_normalize(raw)
+    if is_blank(raw, norm):
+        raise _Blank(BLANK_REASON)
+    return np.asarray(norm, dtype=np.float32)
+
+
+class _Blank(Exception):
+    """A blank image: excluded, not an error."""
+
+
+def build_labeled_set(
+    records: list[Record], hdu: int | None = None, classes: list[str] | None = None, extra_key: str = ""
+) -> LabeledSet:
+    """Read and normalize every record; unreadable/blank ones go to ``excluded`` with the reason.
+
+    ``classes`` fixes the class order (default: sorted label names of the records).
+    """
+    classes = list(classes) if classes is not None else sorted({r.label for r in records})
+    index = {c: i for i, c in enumerate(classes)}
+    images, labels, sources, rows, excluded = [], [], [], [], []
+    digest = hashlib.sha256(f"hdu={hdu};{extra_key}".encode())
+    for record in records:
+        if record.label not in index:
+            raise TesseraError(f"{record.source}: label {record.label!r} is not one of {classes}")
+        try:
+            image = read_normalized(record, hdu)
+        except TesseraError as exc:  # read_image's documented "unreadable" error: excluded and listed (§4.1)
+            excluded.append({"path": record.source, "reason": str(exc)})
+            continue
+        except _Blank as exc:
+            excluded.append({"path": record.source, "reason": str(exc)})
+            continue
+        images.append(image.astype(np.float16))
+        labels.append(index[record.label])
+        sources.append(record.source)
+        rows.append({"source": record.source, "label": record.label, **record.extra})
+        digest.update(record.source.encode())
+        digest.update((_file_signature(record.path) if record.path is not None else "array").encode())
+    if not images:
+        raise TesseraError(f"no usable images among {len(records)} labeled entries ({len(excluded)} excluded)")
+    return LabeledSet(
+        images=images,
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=classes,
+        sources=sources,
+        meta=pd.DataFrame(rows),
+        excluded=excluded,
+        data_key=digest.hexdigest()[:16],
+    )
+
+
+def records_from_csv(csv_path: str | Path) -> list[Record]:
+    """``path,label[,extra...]`` with paths relative to the CSV; missing files are one error listing them."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise TesseraError(f"{csv_path}: label file not found")
+    table = pd.read_csv(csv_path)
+    missing_cols = [c for c in ("path", "label") if c not in table.columns]
+    if missing_cols:
+        raise TesseraError(f"{csv_path}: missing column(s) {missing_cols} (need path,label)")
+    base = csv_path.parent
+    records, missing = [], []
+    extra_cols = [c for c in table.columns if c not in ("path", "label")]
+    for row in table.itertuples(index=False):
+        row = row._asdict()
+        path = Path(str(row["path"]))
+        full = path if path.is_absolute() else base / path
+        if not full.is_file():
+            missing.append(str(row["path"]))
+            continue
+        extra = {c: row[c] for c in extra_cols}
+        records.append(Record(source=str(row["path"]), label=str(row["label"]), path=full, extra=extra))
+    if missing:
+        shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
+        raise TesseraError(f"{csv_path}: {len(missing)} listed file(s) do not exist: {shown}")
+    return records
+
+
+def _has_image_suffix(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+
+
+def records_from_folders(root: str | Path) -> list[Record]:
+    """One sub-folder per class; every image file inside (recursively) is a sample of that class."""
+    root = Path(root)
+    records = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and _has_image_suffix(f):
+                records.append(Record(source=str(f.relative_to(root)), label=class_dir.name, path=f))
+    if not records:
+        raise TesseraError(f"{root}: no class sub-folders with images ({', '.join(IMAGE_SUFFIXES)})")
+    return records
+
+
+def records_from_path(path: str | Path) -> list[Record]:
+    """A CSV file, a folder holding ``labels.csv``, or a folder of class folders."""
+    path = Path(path)
+    if path.is_file():
+        return records_from_csv(path)
+    if path.is_dir():
+        if (path / "labels.csv").is_file():
+            return records_from_csv(path / "labels.csv")
+        return records_from_folders(path)
+    raise TesseraError(f"{path}: no such labeled data (expected a CSV file or a folder)")
+
+
+def load_labeled(path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0) -> LabeledSet:
+    """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
+    records = subset_records(records_from_path(path), max_per_class, seed)
+    return build_labeled_set(records, hdu=hdu)

@@ -1,0 +1,150 @@
+"""Frozen-encoder features under the 8 dihedral (D4) transforms, with an incremental on-disk cache.
+
+The linear probe trains on augmented images (seed 000 §9.1 item 2: rot90 k in {0..3} and a flip, no
+interpolation). Because the encoder is frozen and in eval mode, the feature of a D4-transformed image is a
+pure function of (image, element): extracting all 8 once and looking them up reproduces the naive loop
+exactly while running the backbone 8 times per image instead of once per image per epoch.
+The cache is keyed by encoder fingerprint, data, preprocessing and layer (DESIGN §7) and written chunk by
+chunk with atomic renames, so an interrupted run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+D4_SIZE = 8
+PREPROCESSING = "zscale01-v1"  # bump when datasets.read_normalized changes what an image looks like
+
+
+def d4_transform(x: torch.Tensor, element: int) -> torch.Tensor:
+    """Dihedral element ``element`` in 0..7 applied to x: (..., H, W): rot90 by (element % 4) then, for
+    element >= 4, a horizontal flip. Exact pixel permutations (no interpolation), seed 000 §9.1."""
+    k = int(element) % 4
+    y = torch.rot90(x, k, dims=(-2, -1)) if k else x
+    return torch.flip(y, dims=(-1,)) if element >= 4 else y
+
+
+def d4_batch(x: torch.Tensor, elements) -> torch.Tensor:
+    """Per-sample D4 elements: x (B, C, H, W), elements (B,) ints -> (B, C, H, W) (square images)."""
+    return torch.stack([d4_transform(img, int(e)) for img, e in zip(x, elements)])
+
+
+def encoder_device(encoder, device: str | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(encoder.module.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def resolve_readout(encoder, readout: str) -> str:
+    """"auto" -> the encoder's ``default_readout`` (DINOv2: its native pooling) else mean_patch (seed 000 §10.1)."""
+    if readout != "auto":
+        return readout
+    for attr in ("default_readout", "readout"):  # tessera's Encoder keeps its default in `.readout`
+        value = getattr(encoder, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return "mean_patch"
+
+
+def embed_images(encoder, images: torch.Tensor, readout: str, layer: int, device) -> np.ndarray:
+    """images (B, C, H, W) in [0, 1] -> (B, D) float32 numpy, encoder in eval mode without grad."""
+    with torch.no_grad():
+        out = encoder.embed(images.to(device), readout=readout, layer=layer)
+    return out.detach().float().cpu().numpy()
+
+
+def embed_set(encoder, ls, indices, element: int, readout: str, layer: int, batch_size: int, device) -> np.ndarray:
+    """Features of ``ls`` images ``indices`` under D4 ``element``: (n, D); batches never mix image shapes."""
+    indices = np.asarray(indices)
+    out: dict[int, np.ndarray] = {}
+    for group in ls.shape_groups(indices):
+        for s in range(0, len(group), batch_size):
+            idx = group[s : s + batch_size]
+            feats = embed_images(encoder, d4_transform(ls.batch(idx), element), readout, layer, device)
+            out.update(zip(idx.tolist(), feats))
+    return np.stack([out[int(i)] for i in indices])
+
+
+class FeatureCache:
+    """A folder of ``chunk_<start>_<stop>.npy`` arrays (E, stop-start, D) for one key; ``key.json`` records the key."""
+
+    def __init__(self, root: str | Path, key: dict):
+        text = json.dumps(key, sort_keys=True, default=str)
+        self.key = key
+        self.dir = Path(root) / hashlib.sha256(text.encode()).hexdigest()[:24]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key_file = self.dir / "key.json"
+        if not key_file.exists():
+            key_file.write_text(text)
+
+    def path(self, start: int, stop: int) -> Path:
+        return self.dir / f"chunk_{start:07d}_{stop:07d}.npy"
+
+    def load(self, start: int, stop: int) -> np.ndarray | None:
+        p = self.path(start, stop)
+        return np.load(p) if p.exists() else None
+
+    def save(self, start: int, stop: int, array: np.ndarray) -> None:
+        p = self.path(start, stop)
+        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        tmp.replace(p)  # atomic: a chunk is either complete or absent
+
+
+def cache_key(encoder, ls, readout: str, layer: int, n_elements: int) -> dict:
+    """Everything that changes a feature: weights+config, data, preprocessing, readout, layer, D4 set."""
+    return {
+        "fingerprint": str(encoder.fingerprint),
+        "data": ls.data_key,
+        "n": len(ls),
+        "preprocessing": PREPROCESSING,
+        "image_size": getattr(encoder, "image_size", None),
+        "readout": readout,
+        "layer": int(layer),
+        "elements": int(n_elements),
+    }
+
+
+def extract_features(
+    encoder,
+    ls,
+    layer: int = -1,
+    readout: str = "mean_patch",
+    d4: bool = True,
+    cache_root: str | Path | None = None,
+    chunk_size: int = 64,
+    device=None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Features of every image of ``ls`` under every D4 element (``d4``) or the identity only.
+
+    Returns (E, N, D) float32 with E = 8 (element e as in :func:`d4_transform`) or 1.
+    """
+    from tqdm.auto import tqdm
+
+    device = encoder_device(encoder, device)
+    elements = range(D4_SIZE) if d4 else range(1)
+    cache = FeatureCache(cache_root, cache_key(encoder, ls, readout, layer, len(elements))) if cache_root else None
+    chunks = []
+    starts = range(0, len(ls), chunk_size)
+    bar = tqdm(starts, desc=f"features (layer {layer})", disable=not progress, leave=False)
+    for start in bar:
+        stop = min(start + chunk_size, len(ls))
+        block = cache.load(start, stop) if cache is not None else None
+        if block is None:
+            idx = np.arange(start, stop)
+            block = np.stack([embed_set(encoder, ls, idx, e, readout, layer, chunk_size, device) for e in elements])
+            if cache is not None:
+                cache.save(start, stop, block)
+        chunks.append(block)
+    return np.concatenate(chunks, axis=1).astype(np.float32)
