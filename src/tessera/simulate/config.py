@@ -1,0 +1,176 @@
+"""Configs of ``tessera simulate radio`` and ``tessera simulate morphology``.
+
+Both share the instrument (:class:`InstrumentConfig`: pixel scale, restoring beam, frequency, thermal noise),
+so mosaics and labeled cutouts carry the same physics. Defaults describe a MeerKAT/FIRST-like L-band
+continuum survey: 1.5"/pixel, a 7.5" restoring beam (5 pixels FWHM), 20 uJy/beam rms at 1.4 GHz.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tessera.errors import ConfigError
+
+MORPHOLOGY_CLASSES = ("FRI", "FRII", "Compact", "Bent")
+EXTENDED_CLASSES = ("FRI", "FRII", "Bent")
+# Images smaller than this many restoring-beam FWHMs cannot hold an extended source with its beam margin.
+MIN_SIZE_IN_BEAMS = 8
+MIN_SIZE_PX = 32
+
+
+def _check_positive(obj, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"config key '{name}': must be > 0, got {value!r}")
+
+
+def _check_probability(obj, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"config key '{name}': must be a probability in [0, 1], got {value!r}")
+
+
+def _check_range(obj, name: str, low_bound: float = 0.0) -> None:
+    low, high = getattr(obj, name)
+    if not (low_bound < low <= high):
+        raise ConfigError(f"config key '{name}': expected [low, high] with {low_bound} < low <= high, got {[low, high]}")
+
+
+@dataclass
+class InstrumentConfig:
+    """Pixel grid, restoring beam, observing frequency and thermal noise shared by all simulations."""
+
+    seed: int = 0
+    size: int = 256  # image side in pixels
+    pixel_scale_arcsec: float = 1.5
+    beam_fwhm_arcsec: float = 7.5  # restoring beam major-axis FWHM (BMAJ)
+    beam_minor_arcsec: float | None = None  # BMIN; None = circular beam
+    beam_pa_deg: float = 0.0  # BPA, degrees east of north
+    frequency_hz: float = 1.4e9
+    bandwidth_hz: float = 1.0e8  # CDELT of the FREQ axis when a cube axis is written
+    noise_rms_jy: float = 2.0e-5  # thermal noise rms of the restored image, Jy/beam
+    projection: Literal["SIN", "TAN"] = "SIN"
+
+    @property
+    def beam_minor(self) -> float:
+        return self.beam_fwhm_arcsec if self.beam_minor_arcsec is None else self.beam_minor_arcsec
+
+    @property
+    def beam_fwhm_px(self) -> float:
+        return self.beam_fwhm_arcsec / self.pixel_scale_arcsec
+
+    @property
+    def min_size(self) -> int:
+        """Smallest image side (pixels) that holds a source plus a beam margin."""
+        return max(MIN_SIZE_PX, math.ceil(MIN_SIZE_IN_BEAMS * self.beam_fwhm_px))
+
+    def validate(self) -> None:
+        _check_positive(self, "pixel_scale_arcsec", "beam_fwhm_arcsec", "frequency_hz", "bandwidth_hz", "noise_rms_jy")
+        if self.beam_minor_arcsec is not None and not (0 < self.beam_minor_arcsec <= self.beam_fwhm_arcsec):
+            raise ConfigError(
+                f"config key 'beam_minor_arcsec': must be in (0, beam_fwhm_arcsec={self.beam_fwhm_arcsec}], "
+                f"got {self.beam_minor_arcsec}"
+            )
+        if self.beam_fwhm_px < 1.5:
+            raise ConfigError(
+                f"config key 'beam_fwhm_arcsec': the beam ({self.beam_fwhm_px:.2f} px) must span at least 1.5 pixels "
+                f"(pixel_scale_arcsec={self.pixel_scale_arcsec}); an undersampled beam is not a radio image"
+            )
+        if self.size < self.min_size:
+            raise ConfigError(
+                f"config key 'size': {self.size} px is too small; the minimum is {self.min_size} px "
+                f"({MIN_SIZE_IN_BEAMS} beams of {self.beam_fwhm_px:.1f} px, at least {MIN_SIZE_PX})"
+            )
+        if self.seed < 0:
+            raise ConfigError(f"config key 'seed': must be >= 0, got {self.seed}")
+
+
+@dataclass
+class SimulateRadioConfig(InstrumentConfig):
+    """Survey-like mosaics: compact population, extended radio galaxies, artefacts, and their catalogue."""
+
+    size: int = 1024
+    mosaics: int = 1
+    field_ra_deg: float | None = None  # field centre; None = random per mosaic
+    field_dec_deg: float | None = None
+    # Compact (unresolved or barely resolved) population, dN/dS ~ S^-alpha between the flux limits.
+    compact_density_deg2: float = 2500.0
+    flux_alpha: float = 1.8
+    flux_min_jy: float = 5.0e-5
+    flux_max_jy: float = 5.0e-2
+    compact_max_fwhm_beams: float = 0.6  # intrinsic FWHM of compact sources, up to this many beams
+    # Extended radio galaxies (FRI, FRII, bent tails).
+    extended_density_deg2: float = 150.0
+    extended_flux_alpha: float = 1.6
+    extended_flux_min_jy: float = 1.0e-3
+    extended_flux_max_jy: float = 1.0
+    extended_size_arcsec: tuple[float, float] = (30.0, 300.0)  # largest angular size, log-uniform
+    extended_mix: dict[str, float] = field(default_factory=lambda: {"FRI": 0.35, "FRII": 0.4, "Bent": 0.25})
+    # Artefacts.
+    nan_border_prob: float = 0.8  # irregular coverage edge with NaN outside
+    sidelobe_snr: float = 1000.0  # sources with peak above this many sigma get sidelobe stripes
+    sidelobe_level: float = 0.01  # stripe amplitude as a fraction of the source peak
+    cube_axis_prob: float = 0.25  # write a degenerate FREQ (NAXIS=3) or FREQ+STOKES (NAXIS=4) axis
+    cube_naxis: int = 0  # 0 = random choice of 3 or 4 when a cube axis is written
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mosaics <= 0:
+            raise ConfigError(f"config key 'mosaics': must be a positive integer, got {self.mosaics}")
+        if self.compact_density_deg2 < 0 or self.extended_density_deg2 < 0:
+            raise ConfigError("config keys 'compact_density_deg2'/'extended_density_deg2': must be >= 0")
+        _check_positive(self, "flux_alpha", "flux_min_jy", "extended_flux_alpha", "extended_flux_min_jy")
+        _check_positive(self, "compact_max_fwhm_beams", "sidelobe_snr")
+        if self.flux_max_jy < self.flux_min_jy:
+            raise ConfigError(f"config key 'flux_max_jy': {self.flux_max_jy} is below flux_min_jy={self.flux_min_jy}")
+        if self.extended_flux_max_jy < self.extended_flux_min_jy:
+            raise ConfigError(
+                f"config key 'extended_flux_max_jy': {self.extended_flux_max_jy} is below "
+                f"extended_flux_min_jy={self.extended_flux_min_jy}"
+            )
+        _check_range(self, "extended_size_arcsec")
+        unknown = set(self.extended_mix) - set(EXTENDED_CLASSES)
+        if unknown or not self.extended_mix:
+            raise ConfigError(f"config key 'extended_mix': classes must be among {EXTENDED_CLASSES}, got {sorted(unknown)}")
+        if any(v < 0 for v in self.extended_mix.values()) or sum(self.extended_mix.values()) <= 0:
+            raise ConfigError("config key 'extended_mix': weights must be >= 0 with a positive sum")
+        _check_probability(self, "nan_border_prob", "cube_axis_prob", "sidelobe_level")
+        if self.cube_naxis not in (0, 3, 4):
+            raise ConfigError(f"config key 'cube_naxis': must be 0 (random), 3 or 4, got {self.cube_naxis}")
+        if self.field_dec_deg is not None and not -90 < self.field_dec_deg < 90:
+            raise ConfigError(f"config key 'field_dec_deg': must be in (-90, 90), got {self.field_dec_deg}")
+
+
+@dataclass
+class SimulateMorphologyConfig(InstrumentConfig):
+    """Labeled single-source cutouts (FRI, FRII, Compact, Bent) with varied SNR, size, angle, noise and offset."""
+
+    size: int = 128
+    per_class: int = 100
+    classes: tuple[str, ...] = MORPHOLOGY_CLASSES
+    snr_range: tuple[float, float] = (8.0, 500.0)  # peak SNR, log-uniform
+    noise_factor_range: tuple[float, float] = (0.5, 2.0)  # noise rms = noise_rms_jy x this, log-uniform
+    extent_fraction_range: tuple[float, float] = (0.3, 0.8)  # largest angular size / cutout side (extended)
+    max_shift_fraction: float = 0.06  # off-centre shift of the host, fraction of the side
+    contaminants_mean: float = 1.0  # Poisson mean number of unrelated faint compact sources
+
+    def validate(self) -> None:
+        super().validate()
+        if self.per_class <= 0:
+            raise ConfigError(f"config key 'per_class': must be a positive integer, got {self.per_class}")
+        bad = [c for c in self.classes if c not in MORPHOLOGY_CLASSES]
+        if bad or not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ConfigError(f"config key 'classes': distinct names among {MORPHOLOGY_CLASSES} expected, got {list(self.classes)}")
+        _check_range(self, "snr_range")
+        _check_range(self, "noise_factor_range")
+        _check_range(self, "extent_fraction_range")
+        if self.extent_fraction_range[1] > 0.95:
+            raise ConfigError("config key 'extent_fraction_range': the upper bound must be <= 0.95 so sources fit")
+        if not 0 <= self.max_shift_fraction <= 0.25:
+            raise ConfigError(f"config key 'max_shift_fraction': must be in [0, 0.25], got {self.max_shift_fraction}")
+        if self.contaminants_mean < 0:
+            raise ConfigError(f"config key 'contaminants_mean': must be >= 0, got {self.contaminants_mean}")
