@@ -1,0 +1,515 @@
+"""The continued-pretraining engine: branches and stages (seed 000 §5.4), the optimizer step with gradient
+accumulation, precision, DDP, checkpoints and exact resume, metrics and guards.
+
+Run directory (DESIGN §3.4)::
+
+    RUN/config.yaml              resolved PretrainConfig
+    RUN/metrics.jsonl            every logged step of every stage ("stage" field)
+    RUN/model/                   export of the final stage's encoder (tessera.models.export.export_model)
+    RUN/checkpoints/             single-branch runs
+    RUN/stage1_reconstruction/   two-stage runs: checkpoints/, metrics.jsonl, model/ of each stage
+    RUN/stage2_contrastive/
+
+The data order and the views are a pure function of (seed, rank, stage, step, micro-batch): the sampler takes a
+per-epoch permutation seeded with ``seed + epoch`` and the view generator a ``torch.Generator`` seeded from that
+tuple. A checkpoint therefore only needs the step number to restore the data stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tessera.config import load_saved_config, save_config, to_dict
+from tessera.errors import TesseraError
+from tessera.outputs import prepare_output_dir
+from tessera.train import distributed as D
+from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
+from tessera.train.config import PretrainConfig
+from tessera.train.logging import MetricsLogger, truncate_metrics
+from tessera.train.monitors import CollapseMonitor, check_finite
+from tessera.train.optim import build_optimizer, build_scheduler, temperature_at
+from tessera.train.steps import ContrastiveObjective, MicroStepOutput, ReconstructionObjective, masking_noise
+
+
+class StopRequested(RuntimeError):
+    """Raised by the ``stop_after_step`` test hook after the step (and its checkpoint, if due) is written."""
+
+
+# --------------------------------------------------------------------------------------------- data order
+
+
+def step_seed(*parts: int) -> int:
+    """A 63-bit seed that is a pure function of ``parts`` (seed, rank, stage, step, micro, stream)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class StepSampler:
+    """Cutout indices of every micro-batch as a pure function of the micro-batch number.
+
+    Like DistributedSampler: one permutation per epoch (seeded ``seed + epoch``), cut into global batches of
+    ``batch * world_size``; rank ``r`` takes the ``r``-th contiguous block, so rank order = global batch order.
+    """
+
+    def __init__(self, size: int, batch: int, world_size: int, rank: int, seed: int):
+        self.size, self.batch, self.world_size, self.rank, self.seed = size, batch, world_size, rank, seed
+        self.per_epoch = size // (batch * world_size)
+        if self.per_epoch < 1:
+            raise TesseraError(
+                f"the corpus has {size} cutouts, fewer than one global batch ({batch} x {world_size} processes); "
+                "lower train.batch_size_* or use a larger corpus"
+            )
+        self._cache: tuple[int, torch.Tensor] | None = None
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        if self._cache is None or self._cache[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            self._cache = (epoch, torch.randperm(self.size, generator=g))
+        return self._cache[1]
+
+    def indices(self, micro_index: int) -> list[int]:
+        """Indices of this rank's micro-batch number ``micro_index`` (counted from the start of the stage)."""
+        epoch, pos = divmod(micro_index, self.per_epoch)
+        glob = self.batch * self.world_size
+        start = pos * glob + self.rank * self.batch
+        return self.permutation(epoch)[start : start + self.batch].tolist()
+
+
+# --------------------------------------------------------------------------------------------- one stage
+
+
+@dataclass
+class StageSpec:
+    index: int  # 0-based position in the branch
+    objective: str  # "reconstruction" | "contrastive"
+    directory: Path
+    step_offset: int  # optimizer steps of the earlier stages (for a run-wide global step)
+    max_steps: int  # optimizer steps of this stage
+
+    @property
+    def name(self) -> str:
+        return f"stage{self.index + 1}_{self.objective}"
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16 on CUDA for ``auto`` (seed 000 §8.2.1), fp32 (no autocast) on CPU."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def accumulation_steps(effective_batch: int | None, batch: int, world_size: int) -> int:
+    """Micro-batches per optimizer update so that ``batch * world_size * accum`` is the effective batch (§8.2)."""
+    if effective_batch is None:
+        return 1
+    return max(1, round(effective_batch / (batch * world_size)))
+
+
+class StageTrainer:
+    """Trains one stage: holds the model (DDP-wrapped when distributed), optimizer, schedules and data stream."""
+
+    def __init__(self, cfg: PretrainConfig, spec: StageSpec, store, info: D.DistInfo, logger: MetricsLogger):
+        from tessera.views.generator import ViewGenerator
+
+        self.cfg, self.spec, self.store, self.info, self.logger = cfg, spec, store, info, logger
+        tc = cfg.train
+        self.device = info.device
+        self.batch = tc.batch_size(spec.objective)
+        self.accum = accumulation_steps(tc.effective_batch, self.batch, info.world_size)
+        self.sampler = StepSampler(len(store), self.batch, info.world_size, info.rank, tc.seed)
+        self.views = ViewGenerator(cfg.views, spec.objective)
+        self.amp_dtype = resolve_precision(tc.precision, self.device)
+        self.model = self._build_model()
+        self.optimizer = build_optimizer(D.unwrap(self.model), tc.lr, tc.weight_decay, tc.betas, self.device)
+        self.max_steps = spec.max_steps
+        self.scheduler = build_scheduler(self.optimizer, self.max_steps, tc.warmup_fraction, tc.lr, tc.min_lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.objective = self._build_objective()
+        self.monitor = CollapseMonitor(tc.collapse_threshold)
+        self.resampled = 0
+
+    # -- construction --------------------------------------------------------------------------------------
+    def _build_model(self) -> nn.Module:
+        from tessera.models import build_pretrain_model
+
+        # Same seed on every rank (DDP also broadcasts rank 0's weights); a different one per stage gives the
+        # second stage a fresh projection head (seed 000 §5.4).
+        torch.manual_seed(self.cfg.train.seed + self.spec.index)
+        # Only the head this stage trains is built, so DDP sees no parameter without gradient (ViT-MAE); DINOv2
+        # keeps an unused mask token, hence find_unused_parameters there.
+        model = build_pretrain_model(self.cfg.model, branches=(self.spec.objective,)).to(self.device)
+        if self.info.distributed:
+            model = D.convert_sync_batchnorm(model, self.device)
+            model = nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.model.backbone != "vit_mae",
+            )
+        model.train()
+        return model
+
+    def _build_objective(self):
+        oc = self.cfg.objective
+        if self.spec.objective == "reconstruction":
+            from tessera.objectives.reconstruction import ReconstructionLoss
+
+            return ReconstructionObjective(ReconstructionLoss(oc.reconstruction, oc.l1_weight, oc.bl1_weight))
+        from tessera.objectives.contrastive import ContrastiveLoss
+
+        loss = ContrastiveLoss(oc.contrastive, beta=oc.beta, tau_plus=oc.tau_plus, alpha=oc.alpha, tau_h=oc.tau_h)
+        return ContrastiveObjective(loss, gather_with_grad=self.cfg.train.gather_with_grad)
+
+    def load_encoder_from(self, checkpoint: Path) -> None:
+        """Two-stage: carry the encoder of the previous stage over; the heads stay freshly initialized (§5.4)."""
+        state = load_checkpoint(checkpoint)["model"]
+        encoder_state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+        if not encoder_state:
+            raise TesseraError(f"{checkpoint}: holds no encoder weights (no 'encoder.*' keys)")
+        D.unwrap(self.model).encoder.load_state_dict(encoder_state)
+
+    # -- data --------------------------------------------------------------------------------------------------
+    def generator(self, step: int, micro: int, stream: int) -> torch.Generator:
+        seed = step_seed(self.cfg.train.seed, self.info.rank, self.spec.index, step, micro, stream)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    def micro_batch(self, step: int, micro: int) -> torch.Tensor:
+        """Views of this rank's micro-batch: (B, V, C, S, S) on the device."""
+        from tessera.views.sampling import draw_view_batch
+
+        indices = self.sampler.indices(step * self.accum + micro)
+        views, stats = draw_view_batch(
+            self.store, indices, self.views, self.generator(step, micro, 0), self.device,
+            max_attempts=self.cfg.views.max_attempts,
+        )
+        self.resampled += int(stats.get("resampled", 0)) if isinstance(stats, dict) else 0
+        return views.to(self.device, non_blocking=True)
+
+    # -- one optimizer step ------------------------------------------------------------------------------------
+    def temperature(self, step: int) -> float:
+        oc = self.cfg.objective
+        return temperature_at(
+            step, self.max_steps, oc.temperature_start, oc.temperature_end, oc.temperature_warmup_fraction
+        )
+
+    def forward_loss(self, views: torch.Tensor, step: int, micro: int) -> MicroStepOutput:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            if self.spec.objective == "reconstruction":
+                noise = masking_noise(self.model, views.shape[0], views.shape[-1], self.generator(step, micro, 1))
+                return self.objective(self.model, views, noise)
+            return self.objective(self.model, views, self.temperature(step))
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        """Accumulate ``accum`` micro-batches, clip, check finiteness, step. Returns the step's metrics."""
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, torch.Tensor] = {}
+        out = None
+        for micro in range(self.accum):
+            views = self.micro_batch(step, micro)
+            sync = micro == self.accum - 1 or not self.info.distributed
+            with contextlib.nullcontext() if sync else self.model.no_sync():
+                out = self.forward_loss(views, step, micro)
+                self.scaler.scale(out.loss / self.accum).backward()
+            for key, value in out.parts.items():
+                totals[key] = totals.get(key, 0.0) + value.float() / self.accum
+        loss = float(D.all_reduce_mean(totals[self.spec.objective]))
+        parts = {k: float(D.all_reduce_mean(v)) for k, v in totals.items()}
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip(self.spec.objective)))
+        # fp16 overflows are the GradScaler's business (it skips the step); otherwise a NaN/inf stops the run.
+        check_finite(loss, None if self.amp_dtype == torch.float16 else grad_norm, parts, self.spec.objective, step + 1)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        metrics = {"loss": loss, **{f"loss_{k}": v for k, v in parts.items() if k != self.spec.objective}}
+        metrics.update(lr=lr, grad_norm=grad_norm)
+        if self.spec.objective == "contrastive":
+            metrics["temperature"] = self.temperature(step)
+        metrics["_embeddings"] = out.embeddings if out is not None else None
+        metrics["_views"] = views
+        return metrics
+
+    def monitor_embeddings(self, metrics: dict[str, Any]) -> torch.Tensor:
+        """(N, D) features for the collapse monitor; the reconstruction objective has none, so the last
+        micro-batch is embedded once more, unmasked and without gradient (only at logging steps)."""
+        if metrics["_embeddings"] is not None:
+            return metrics["_embeddings"]
+        module = D.unwrap(self.model)
+        views = metrics["_views"]
+        module.eval()
+        try:
+            with torch.no_grad(), torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
+                features = module.encoder(views[:, 0]).readout("mean_patch")
+        finally:
+            module.train()
+        return features
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.spec.directory / "checkpoints"
+
+    def save(self, step: int) -> None:
+        """Rank 0 writes the checkpoint; the others wait so nobody runs ahead of a half-written file."""
+        if D.is_main_process():
+            state = {
+                "stage": self.spec.name,
+                "model": D.unwrap(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "world_size": self.info.world_size,
+                "config": to_dict(self.cfg),
+            }
+            save_checkpoint(self.checkpoint_dir, step, state, keep=self.cfg.train.keep_checkpoints)
+        D.barrier()
+
+    def restore(self, path: Path) -> int:
+        """Load everything from ``path`` and return the number of optimizer steps already taken."""
+        state = load_checkpoint(path, map_location=self.device)
+        if state.get("world_size", 1) != self.info.world_size:
+            raise TesseraError(
+                f"{path}: written with {state.get('world_size')} processes, resumed with {self.info.world_size}; "
+                "the data order depends on the process count, so resume with the same one"
+            )
+        D.unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        return int(state["step"])
+
+    # -- the loop ------------------------------------------------------------------------------------------------
+    def fit(self, start_step: int = 0, stop_after_step: int | None = None) -> None:
+        """Optimizer steps ``start_step .. max_steps-1``; checkpoints every ``checkpoint_every`` and at the end."""
+        from tqdm.auto import tqdm
+
+        tc = self.cfg.train
+        images_per_step = self.batch * self.accum * self.info.world_size
+        show = D.is_main_process() and tc.progress
+        bar = tqdm(total=self.max_steps, initial=start_step, desc=self.spec.name, disable=not show, dynamic_ncols=True)
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            for step in range(start_step, self.max_steps):
+                metrics = self.train_step(step)
+                done = step + 1
+                window_steps += 1
+                bar.update(1)
+                if done % tc.log_every == 0 or done == self.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    ips = window_steps * images_per_step / max(elapsed, 1e-9)
+                    health = self.monitor.check(self.monitor_embeddings(metrics), self.spec.objective, done)
+                    self.log(done, metrics, ips, health)
+                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", img_s=f"{ips:.1f}")
+                    window_start, window_steps = time.perf_counter(), 0
+                if done % tc.checkpoint_every == 0 or done == self.max_steps:
+                    self.save(done)
+                if stop_after_step is not None and self.spec.step_offset + done >= stop_after_step:
+                    raise StopRequested(f"stopped after global step {self.spec.step_offset + done} (test hook)")
+        finally:
+            bar.close()
+
+    def log(self, done: int, metrics: dict[str, Any], images_per_s: float, health: dict[str, Any]) -> None:
+        record = {
+            "stage": self.spec.objective,
+            "stage_index": self.spec.index,
+            "step": done,
+            "global_step": self.spec.step_offset + done,
+            **{k: v for k, v in metrics.items() if not k.startswith("_")},
+            "images_per_s": images_per_s,
+            "micro_batch": self.batch,
+            "accumulation": self.accum,
+            "resampled": self.resampled,
+            **health,
+        }
+        self.logger.log(record)
+
+
+# --------------------------------------------------------------------------------------------- the run
+
+
+def stage_max_steps(cfg: PretrainConfig, objective: str, corpus_size: int, world_size: int) -> int:
+    """``train.max_steps``, or ``ceil(epochs * N / images per update)`` when ``train.epochs`` is set."""
+    tc = cfg.train
+    if tc.epochs is None:
+        return tc.max_steps
+    batch = tc.batch_size(objective)
+    images = batch * world_size * accumulation_steps(tc.effective_batch, batch, world_size)
+    return max(1, math.ceil(tc.epochs * corpus_size / images))
+
+
+def stage_specs(cfg: PretrainConfig, run_dir: Path, corpus_size: int, world_size: int = 1) -> list[StageSpec]:
+    """Where each stage of the branch lives: RUN itself for one stage, RUN/stageK_<objective> for two."""
+    objectives = cfg.train.stages
+    specs, offset = [], 0
+    for i, objective in enumerate(objectives):
+        directory = run_dir if len(objectives) == 1 else run_dir / f"stage{i + 1}_{objective}"
+        steps = stage_max_steps(cfg, objective, corpus_size, world_size)
+        specs.append(StageSpec(i, objective, directory, step_offset=offset, max_steps=steps))
+        offset += steps
+    return specs
+
+
+def _data_channels(store) -> int:
+    if len(store) == 0:
+        raise TesseraError("the corpus is empty: no cutouts to train on")
+    return int(store.get_array(0).shape[0])
+
+
+def _check_resume_config(cfg: PretrainConfig, run_dir: Path) -> None:
+    """An exact resume needs the same config; name the first key that differs."""
+    saved = to_dict(load_saved_config(PretrainConfig, run_dir))
+    now = to_dict(cfg)
+
+    def first_diff(a: Any, b: Any, prefix: str = "") -> str | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a:
+                found = first_diff(a[key], b.get(key), f"{prefix}.{key}" if prefix else key)
+                if found:
+                    return found
+            return None
+        return None if a == b else prefix
+
+    key = first_diff(now, saved)
+    if key is not None:
+        raise TesseraError(
+            f"{run_dir / 'config.yaml'}: --resume with a different config (key '{key}'); resume with the saved "
+            "config or start a new run"
+        )
+
+
+def _export(model: nn.Module, out_dir: Path) -> None:
+    from tessera.models.export import export_model
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    export_model(model, out_dir)
+
+
+def _stage_complete(spec: StageSpec) -> Path | None:
+    found = list_checkpoints(spec.directory / "checkpoints")
+    return found[-1][1] if found and found[-1][0] >= spec.max_steps else None
+
+
+def run_stage(
+    cfg: PretrainConfig,
+    spec: StageSpec,
+    store,
+    info: D.DistInfo,
+    logger: MetricsLogger,
+    previous: Path | None,
+    resume: bool,
+    stop_after_step: int | None,
+) -> StageTrainer:
+    """Build, (re)start and train one stage; returns the trainer holding the trained model."""
+    trainer = StageTrainer(cfg, spec, store, info, logger)
+    start = 0
+    latest = latest_checkpoint(trainer.checkpoint_dir) if resume else None
+    if latest is not None:
+        start = trainer.restore(latest)
+        if D.is_main_process():
+            for path in (spec.directory / "metrics.jsonl", logger.paths[0]):
+                truncate_metrics(path, lambda r: r["stage_index"] < spec.index or (r["stage_index"] == spec.index and r["step"] <= start))
+        D.barrier()
+    elif previous is not None:
+        trainer.load_encoder_from(previous)
+    trainer.fit(start, stop_after_step)
+    return trainer
+
+
+def pretrain(
+    cfg: PretrainConfig,
+    corpus: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    stop_after_step: int | None = None,
+) -> Path:
+    """Run the branch of ``cfg.train.branch`` on the CutoutStore ``corpus``; returns the run directory.
+
+    One process, or one per device under torchrun (DDP from RANK/WORLD_SIZE/LOCAL_RANK). ``resume`` continues
+    from the latest checkpoint exactly. ``stop_after_step`` (tests) raises :class:`StopRequested` after that
+    run-wide optimizer step.
+    """
+    from tessera.corpus.store import CutoutStore
+
+    info = D.setup_distributed(cfg.train.device)
+    try:
+        store = CutoutStore(corpus)
+        channels = _data_channels(store)
+        if channels != cfg.model.in_channels:
+            # Channels come from the data (DESIGN §5.7): the model's input adapter is sized for the corpus.
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, in_channels=channels))
+        cfg.validate()
+        run_dir = Path(out)
+        if D.is_main_process():
+            prepare_output_dir(run_dir, overwrite=overwrite, resume=resume)
+            if resume and (run_dir / "config.yaml").exists():
+                _check_resume_config(cfg, run_dir)
+            save_config(cfg, run_dir)
+        D.barrier()
+        specs = stage_specs(cfg, run_dir, len(store), info.world_size)
+        metrics_paths = [run_dir / "metrics.jsonl"]
+        previous: Path | None = None
+        trainer = None
+        for spec in specs:
+            done = _stage_complete(spec) if resume else None
+            if done is not None and spec is not specs[-1]:
+                previous = done
+                continue
+            logger = MetricsLogger(
+                metrics_paths + ([spec.directory / "metrics.jsonl"] if spec.directory != run_dir else []),
+                tensorboard_dir=(spec.directory / "tensorboard") if cfg.train.tensorboard else None,
+                enabled=D.is_main_process(),
+            )
+            try:
+                trainer = run_stage(cfg, spec, store, info, logger, previous, resume, stop_after_step)
+            finally:
+                logger.close()
+            previous = latest_checkpoint(trainer.checkpoint_dir)
+            if D.is_main_process() and len(specs) > 1:
+                _export(D.unwrap(trainer.model), spec.directory / "model")
+        if D.is_main_process():
+            _export(D.unwrap(trainer.model), run_dir / "model")
+        D.barrier()
+        return run_dir
+    finally:
+        D.cleanup_distributed(info)
+
+
+def pretrain_from_config(
+    source: str | None,
+    overrides: list[str] | tuple[str, ...],
+    corpus: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """``tessera pretrain``: resolve the config (views follow the model's image size) and run it."""
+    from tessera.train.config import resolve_pretrain_config
+
+    if resume and source is None and (Path(out) / "config.yaml").exists():
+        cfg = load_saved_config(PretrainConfig, Path(out))
+        from tessera.config import apply_overrides
+
+        cfg = apply_overrides(cfg, overrides)
+    else:
+        cfg = resolve_pretrain_config(source, overrides)
+    if not Path(corpus).exists():
+        raise TesseraError(f"{corpus}: corpus store not found (build one with `tessera ingest`)")
+    return pretrain(cfg, corpus, out, resume=resume, overwrite=overwrite)
+
+
+__all__ = ["pretrain", "pretrain_from_config", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]
