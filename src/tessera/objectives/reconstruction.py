@@ -1,0 +1,97 @@
+"""Masked-reconstruction losses (seed 000 §6.2, Eq. 2-6).
+
+All terms compare the decoder prediction with the target patches in the model's (adapter-normalized)
+input space. The brightness weights of Eq. 5 are computed from ``target01``, the same patches in [0, 1]
+before mean/std normalization: in normalized space |x| is large for black sky and small for mid-grey
+emission, which would invert the weighting (DESIGN §7 pitfall).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+KINDS = ("l2", "l2_l1", "l2_bl1")
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: squared error averaged over the pixels of each patch, then over masked patches (ViT-MAE default).
+
+    pred, target: (N, L, P); mask: (N, L) with 1 = masked. Returns a scalar.
+    """
+    per_patch = (pred - target).pow(2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def global_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: L1 = <|x_hat - x|> over all pixels (masked and visible patches). pred, target: (N, L, P)."""
+    return (pred - target).abs().mean()
+
+
+def brightness_weights(target01: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Eq. 5: w(x) = |x| / (<|x|> + eps), <.> the mean over one image's pixels and channels.
+
+    target01: (N, L, P) in [0, 1] -> (N, L, P) with per-image mean ~1 (exactly 1 up to eps).
+    """
+    magnitude = target01.abs()
+    return magnitude / (magnitude.mean(dim=(1, 2), keepdim=True) + eps)
+
+
+def brightness_weighted_l1(pred: torch.Tensor, target: torch.Tensor, target01: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Eq. 6: BL1 = <w(x) |x_hat - x|>, weights from the [0, 1] view. All inputs (N, L, P)."""
+    weights = brightness_weights(target01, eps).detach()
+    return (weights * (pred - target).abs()).mean()
+
+
+def _check_shapes(pred, target, mask, target01) -> None:
+    if pred.ndim != 3:
+        raise ValueError(f"pred must be (N, L, P), got shape {tuple(pred.shape)}")
+    if target.shape != pred.shape:
+        raise ValueError(f"target shape {tuple(target.shape)} != pred shape {tuple(pred.shape)}")
+    if mask.shape != pred.shape[:2]:
+        raise ValueError(f"mask must be (N, L) = {tuple(pred.shape[:2])}, got {tuple(mask.shape)}")
+    if target01 is not None and target01.shape != pred.shape:
+        raise ValueError(f"target01 shape {tuple(target01.shape)} != pred shape {tuple(pred.shape)}")
+
+
+class ReconstructionLoss(nn.Module):
+    """``kind``: "l2" (Eq. 3), "l2_l1" (Eq. 4, w_L1 = 0.1), "l2_bl1" (Eq. 6, w_BL1 = 0.1); w_L2 = 1."""
+
+    def __init__(
+        self,
+        kind: Literal["l2", "l2_l1", "l2_bl1"] = "l2",
+        l1_weight: float = 0.1,
+        bl1_weight: float = 0.1,
+        eps: float = 1e-6,
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"unknown reconstruction loss {kind!r} (choose from {', '.join(KINDS)})")
+        self.kind = kind
+        self.l1_weight = float(l1_weight)
+        self.bl1_weight = float(bl1_weight)
+        self.eps = float(eps)
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, target01: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """pred, target, target01: (N, L, P); mask: (N, L), 1 = masked. Returns (loss, detached parts)."""
+        _check_shapes(pred, target, mask, target01)
+        mask = mask.to(pred.dtype)
+        mse = masked_mse(pred, target, mask)
+        loss = mse
+        parts = {"mse": mse.detach()}
+        if self.kind == "l2_l1":
+            l1 = global_l1(pred, target)
+            loss = loss + self.l1_weight * l1
+            parts["l1"] = l1.detach()
+        elif self.kind == "l2_bl1":
+            if target01 is None:
+                raise ValueError("kind 'l2_bl1' needs target01 (the [0, 1] patches) for the brightness weights")
+            bl1 = brightness_weighted_l1(pred, target, target01, self.eps)
+            loss = loss + self.bl1_weight * bl1
+            parts["bl1"] = bl1.detach()
+        parts["loss"] = loss.detach()
+        return loss, parts
