@@ -1,11 +1,80 @@
-"""(not yet implemented) see the issue that adds `tessera ingest`."""
+"""Turn FITS mosaics/cubes, images (PNG/JPEG/TIFF) and arrays (NPY/HDF5) into a normalized cutout store.
 
-from tessera.errors import TesseraError
+Every image plane is tiled (non-overlapping by default, partial edge tiles dropped), tiles with NaN/Inf,
+all zeros or a constant value are dropped, and each kept tile is ZScale-normalized to [0, 1]
+(seed 000 §3.1-3.2). Re-running the same command resumes an interrupted ingest and never duplicates
+a cutout; new inputs are appended to an existing store. Config overrides (key=value) may follow the inputs.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from tessera.commands._common import add_config_arguments, positive_int
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 
 
 def add_arguments(parser):
-    pass
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories (recursive) or glob patterns")
+    parser.add_argument("--out", required=True, metavar="STORE", help="the cutout store directory (created or resumed)")
+    parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default 512)")
+    parser.add_argument("--stride", type=positive_int, help="tile stride (default: the tile size, no overlap)")
+    parser.add_argument("--min-tile", type=positive_int, help="keep inputs smaller than a tile whole if both sides are at least this (default 64)")
+    parser.add_argument("--workers", type=positive_int, help="processes reading inputs in parallel (default 1)")
+    parser.add_argument("--source", help="survey/source name recorded in the manifest (default: the input's folder name)")
+    parser.add_argument("--gray", action="store_true", help="convert color images to one luma channel")
+    parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_config_arguments(parser)
+    # The inputs are greedy, so key=value overrides land there; run() separates them.
+    parser.set_defaults(overrides=[])
 
 
-def run(args):
-    raise TesseraError("'ingest' is not implemented yet")
+def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
+    """INPUT... key=value... -> (inputs, overrides); an existing path that looks like key=value stays an input."""
+    inputs, overrides = [], []
+    for item in items:
+        if _OVERRIDE.match(item) and not Path(item).exists():
+            overrides.append(item)
+        else:
+            inputs.append(item)
+    return inputs, overrides
+
+
+def _print_summary(report: dict) -> None:
+    run = report["run"]
+    dropped = ", ".join(f"{k} {v}" for k, v in report["tiles_dropped"].items())
+    lines = [
+        f"store {report['store']}: {report['tiles_written']} cutouts from {report['inputs_read']} inputs "
+        f"({report['inputs_skipped']} skipped)",
+        f"  dropped tiles: {dropped}",
+        f"  this run: {run['inputs_processed']} inputs processed, {run['inputs_already_done']} already done, "
+        f"{run['mb_read']} MB in {run['seconds']} s ({run['mb_per_s']} MB/s, {run['tiles_per_s']} tiles/s, {run['workers']} workers)",
+    ]
+    for item in report["skipped_inputs"][:10]:
+        lines.append(f"  skipped: {item['reason']}")
+    if len(report["skipped_inputs"]) > 10:
+        lines.append(f"  ... and {len(report['skipped_inputs']) - 10} more skipped (see skipped.parquet)")
+    print("\n".join(lines))
+
+
+def run(args) -> int:
+    from tessera.config import resolve_config
+    from tessera.corpus.config import IngestConfig
+    from tessera.corpus.ingest import run_ingest
+
+    inputs, overrides = split_overrides(list(args.inputs))
+    overrides = list(args.overrides) + overrides
+    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source}
+    overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.gray:
+        overrides.append("to_gray=true")
+    cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest")
+    report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
+    if not args.quiet:
+        _print_summary(report)
+    sys.stdout.flush()
+    return 0

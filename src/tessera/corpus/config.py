@@ -1,0 +1,42 @@
+"""IngestConfig: how inputs become cutouts (tile size, stride, minimum size, workers, channels)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tessera.errors import ConfigError
+
+
+@dataclasses.dataclass
+class IngestConfig:
+    """Settings of ``tessera ingest`` (seed 000 §3.1: 512x512 non-overlapping tiles, partial edge tiles dropped)."""
+
+    tile: int = 512  # tile side in pixels
+    stride: int | None = None  # None = tile (non-overlapping); smaller values overlap
+    min_tile: int = 64  # inputs smaller than a tile are kept whole when both sides are >= this, else skipped
+    workers: int = 1  # processes reading inputs in parallel (the parent writes the journal)
+    source: str | None = None  # survey/source name for the manifest; None = the input argument's name
+    to_gray: bool = False  # convert RGB images to one luma channel (default: keep channels as they are)
+    shard_size: int = 256  # most cutouts per shard file (bounds a worker's memory: 256 x 512^2 x 2 B = 128 MiB)
+
+    def validate(self) -> None:
+        if self.tile < 1:
+            raise ConfigError(f"config key 'tile': must be >= 1, got {self.tile}")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError(f"config key 'stride': must be >= 1, got {self.stride}")
+        if self.min_tile < 1:
+            raise ConfigError(f"config key 'min_tile': must be >= 1, got {self.min_tile}")
+        if self.min_tile > self.tile:
+            raise ConfigError(f"config key 'min_tile': {self.min_tile} is larger than tile {self.tile}")
+        if self.workers < 1:
+            raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
+        if self.shard_size < 1:
+            raise ConfigError(f"config key 'shard_size': must be >= 1, got {self.shard_size}")
+
+    @property
+    def effective_stride(self) -> int:
+        return self.stride if self.stride is not None else self.tile
+
+    def content_settings(self) -> dict:
+        """The settings that change what a store contains; a store can only be extended with the same ones."""
+        return {"tile": self.tile, "stride": self.effective_stride, "min_tile": self.min_tile, "to_gray": self.to_gray}

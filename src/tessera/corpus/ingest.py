@@ -1,0 +1,573 @@
+"""The ingest job: inputs -> planes -> tiles -> filters -> ZScale -> float16 shards + manifest.
+
+Store layout (DESIGN §3.2)::
+
+    STORE/
+      config.yaml        resolved IngestConfig
+      journal.jsonl      one JSON record per finished input (done or skipped), appended after its shards are durable
+      shards/<key>-<n>.npy   float16 (N, C, H, W) cutouts of one input (one shard per cutout shape, <= shard_size each)
+      manifest.parquet   one row per cutout, rebuilt deterministically from the journal (sorted by input path)
+      skipped.parquet    every skipped input and malformed product inside an input, with its reason
+      report.json        counts per reason and per input, and this run's throughput
+
+Resumability (seed 000 §3.4 "extensible" corpus): each input has a content key (absolute path + size +
+mtime). Shards are written to a temporary name, fsynced and renamed; the journal record follows only
+after, so a kill at any moment leaves either no record (the input is redone, overwriting its shards
+with identical bytes under the same deterministic names) or a complete one (the input is skipped on
+re-run). The manifest is a pure function of the journal, so re-running a finished ingest writes a
+byte-identical manifest, and new inputs are appended by adding their records.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import glob
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tessera.config import load_saved_config, save_config
+from tessera.corpus.config import IngestConfig
+from tessera.corpus.filters import DROP_REASONS, drop_reason, pixel_stats
+from tessera.corpus.normalize import zscale_normalize
+from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
+from tessera.corpus.tiling import plan_tiles
+from tessera.errors import TesseraError
+from tessera.outputs import prepare_output_dir
+
+JOURNAL = "journal.jsonl"
+MANIFEST = "manifest.parquet"
+SKIPPED = "skipped.parquet"
+REPORT = "report.json"
+SHARDS = "shards"
+LOCK = ".lock"
+
+# Manifest columns in order, with their dtypes (fixed so that the parquet bytes are reproducible).
+MANIFEST_COLUMNS: dict[str, str] = {
+    "path": "string",
+    "source": "string",
+    "format": "string",
+    "hdu": "int32",
+    "dataset": "string",
+    "plane": "int32",
+    "x": "int32",
+    "y": "int32",
+    "h": "int32",
+    "w": "int32",
+    "channels": "int32",
+    "ra": "float64",
+    "dec": "float64",
+    "raw_min": "float64",
+    "raw_max": "float64",
+    "raw_mean": "float64",
+    "raw_std": "float64",
+    "raw_median": "float64",
+    "shard": "string",
+    "offset": "int64",
+    "input_key": "string",
+}
+SKIPPED_COLUMNS: dict[str, str] = {
+    "path": "string",
+    "hdu": "int32",
+    "dataset": "string",
+    "plane": "int32",
+    "reason": "string",
+    "detail": "string",
+}
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
+    """Files, directories (recursive) and glob patterns -> sorted unique ``(absolute file, source name)`` and missing inputs.
+
+    The source name of a file is the name of the input argument it came from (a directory's name, a
+    glob's directory, or a file's parent directory). Hidden files and anything under ``exclude`` (the
+    store itself) are ignored.
+    """
+    found: dict[Path, str] = {}
+    missing: list[str] = []
+    exclude = exclude.resolve() if exclude is not None else None
+
+    def add(path: Path, source: str) -> None:
+        path = path.resolve()
+        if exclude is not None and (path == exclude or exclude in path.parents):
+            return
+        if path.name.startswith("."):
+            return
+        found.setdefault(path, source)
+
+    for item in inputs:
+        text = str(item)
+        path = Path(text).expanduser()
+        if path.is_file():
+            add(path, path.resolve().parent.name)
+        elif path.is_dir():
+            for sub in sorted(path.rglob("*")):
+                if sub.is_file() and not any(p.startswith(".") for p in sub.relative_to(path).parts):
+                    add(sub, path.resolve().name)
+        elif glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                missing.append(text)
+            for m in files:
+                add(m, m.resolve().parent.name)
+        else:
+            missing.append(text)
+    return sorted(found.items()), missing
+
+
+def content_key(path: Path) -> str:
+    """A short hash of the absolute path, size and modification time: a changed file is a new input."""
+    st = path.stat()
+    text = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- one input (runs in a worker)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_shard(shard_dir: Path, name: str, arr: np.ndarray) -> None:
+    """Write ``arr`` (N, C, H, W) float16 as ``shard_dir/name`` atomically: temp file, fsync, rename."""
+    tmp = shard_dir / f".tmp-{os.getpid()}-{name}"
+    with open(tmp, "wb") as fh:
+        np.save(fh, arr, allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, shard_dir / name)
+
+
+class _ShardBuffers:
+    """Collects normalized cutouts per shape and writes a shard when ``shard_size`` cutouts are buffered.
+
+    Shard names ``<key>-<n>.npy`` are allocated in the order shapes first appear, so they are
+    deterministic for a given input and settings.
+    """
+
+    def __init__(self, shard_dir: Path, key: str, shard_size: int):
+        self.shard_dir, self.key, self.shard_size = shard_dir, key, shard_size
+        self.open: dict[tuple[int, ...], tuple[str, list[np.ndarray]]] = {}
+        self.names: list[str] = []
+
+    def add(self, cutout: np.ndarray) -> tuple[str, int]:
+        """cutout: (C, H, W) float16 -> (shard name, offset in it)."""
+        shape = cutout.shape
+        if shape not in self.open:
+            name = f"{self.key}-{len(self.names):04d}.npy"
+            self.names.append(name)
+            self.open[shape] = (name, [])
+        name, items = self.open[shape]
+        items.append(cutout)
+        offset = len(items) - 1
+        if len(items) >= self.shard_size:
+            self._flush(shape)
+        return name, offset
+
+    def _flush(self, shape: tuple[int, ...]) -> None:
+        name, items = self.open.pop(shape)
+        write_shard(self.shard_dir, name, np.stack(items))
+
+    def close(self) -> None:
+        for shape in list(self.open):
+            self._flush(shape)
+
+
+def _tile_centres_radec(wcs, boxes: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS RA/Dec (deg) of tile centres ``(y, x, h, w)`` in 0-based pixels; NaN where the WCS gives none."""
+    n = len(boxes)
+    if wcs is None or n == 0:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    from tessera.corpus.readers import quiet_astropy
+
+    arr = np.asarray(boxes, dtype=np.float64)
+    # The centre of pixels x..x+w-1 is at x + (w - 1) / 2 in 0-based pixel coordinates.
+    xc = arr[:, 1] + (arr[:, 3] - 1) / 2.0
+    yc = arr[:, 0] + (arr[:, 2] - 1) / 2.0
+    with quiet_astropy():
+        coords = wcs.pixel_to_world(xc, yc)
+        if hasattr(coords, "icrs"):
+            coords = coords.icrs
+            return np.asarray(coords.ra.deg, dtype=np.float64), np.asarray(coords.dec.deg, dtype=np.float64)
+    lon, lat = wcs.pixel_to_world_values(xc, yc)
+    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict, dropped: Counter) -> list[dict] | str:
+    """Tile, filter and normalize one plane; returns its manifest rows or the reason it yields none."""
+    _, h, w = plane.data.shape
+    boxes = plan_tiles(h, w, cfg.tile, cfg.effective_stride, cfg.min_tile)
+    if isinstance(boxes, str):
+        return boxes
+    ra, dec = _tile_centres_radec(plane.wcs, boxes)
+    rows = []
+    for (y, x, th, tw), r, d in zip(boxes, ra, dec):
+        tile = plane.data[:, y : y + th, x : x + tw]
+        reason = drop_reason(tile)
+        if reason is not None:
+            dropped[reason] += 1
+            continue
+        stats = pixel_stats(tile)
+        cutout = zscale_normalize(tile).astype(np.float16)  # seed 000 §3.2, stored compactly (DESIGN §3.2)
+        shard, offset = shards.add(cutout)
+        rows.append(
+            {
+                **base,
+                "hdu": plane.hdu,
+                "dataset": plane.dataset,
+                "plane": plane.plane,
+                "x": x,
+                "y": y,
+                "h": th,
+                "w": tw,
+                "channels": int(tile.shape[0]),
+                "ra": float(r),
+                "dec": float(d),
+                **stats,
+                "shard": shard,
+                "offset": offset,
+            }
+        )
+    return rows
+
+
+def _skip_entry(item: PlaneSkip) -> dict:
+    return {"hdu": item.hdu, "dataset": item.dataset, "plane": item.plane, "reason": item.reason, "detail": item.detail}
+
+
+def process_input(path: str, key: str, source: str, cfg: IngestConfig, store: str) -> dict:
+    """Read, tile, filter, normalize one input and write its shards; returns its journal record.
+
+    Unreadable files are not errors here: they give a record with status "skipped" and a one-line
+    reason, so the job goes on (issue: bad inputs are skipped and recorded).
+    """
+    shard_dir = Path(store) / SHARDS
+    fmt = detect_format(path) or "unknown"
+    st = os.stat(path)
+    record: dict[str, Any] = {
+        "path": path,
+        "key": key,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "source": source,
+        "format": fmt,
+        "status": "done",
+        "reason": "",
+        "planes": 0,
+        "tiles": 0,
+        "dropped": {},
+        "plane_skips": [],
+        "notes": [],
+        "shards": [],
+        "rows": [],
+    }
+    base = {"path": path, "source": source, "format": fmt, "input_key": key}
+    dropped: Counter = Counter()
+    shards = _ShardBuffers(shard_dir, key, cfg.shard_size)
+    candidates = 0
+    try:
+        for item in iter_planes(path, to_gray=cfg.to_gray):
+            if isinstance(item, PlaneSkip):
+                record["plane_skips"].append(_skip_entry(item))
+                continue
+            record["planes"] += 1
+            if item.note and item.note not in record["notes"]:
+                record["notes"].append(item.note)
+            rows = _plane_rows(item, cfg, shards, base, dropped)
+            if isinstance(rows, str):
+                _, h, w = item.data.shape
+                detail = f"{h}x{w} is smaller than min_tile {cfg.min_tile}"
+                record["plane_skips"].append(_skip_entry(PlaneSkip(rows, detail, item.hdu, item.dataset, item.plane)))
+                continue
+            candidates += 1
+            record["rows"].extend(rows)
+        shards.close()
+    except TesseraError as exc:
+        record.update(status="skipped", reason=str(exc), rows=[])
+        return record
+    record["shards"] = shards.names
+    record["tiles"] = len(record["rows"])
+    record["dropped"] = {r: dropped[r] for r in DROP_REASONS if dropped[r]}
+    if candidates == 0:
+        details = sorted({f"{s['reason']}: {s['detail']}" for s in record["plane_skips"]})
+        why = "; ".join(details)[:300] if details else "no image data"
+        record.update(status="skipped", reason=f"{path}: no usable image ({why})")
+    return record
+
+
+# ---------------------------------------------------------------- the journal
+
+
+def read_journal(store: Path) -> dict[str, dict]:
+    """Latest record per input path. A last line cut by a kill is dropped (its input is redone)."""
+    path = store / JOURNAL
+    if not path.exists():
+        return {}
+    records: dict[str, dict] = {}
+    raw = path.read_bytes()
+    good_end = 0
+    for line in raw.splitlines(keepends=True):
+        if not line.endswith(b"\n"):
+            break  # torn write from a killed run: everything before it is intact
+        rec = json.loads(line)
+        records[rec["path"]] = rec
+        good_end += len(line)
+    if good_end != len(raw):
+        with open(path, "r+b") as fh:
+            fh.truncate(good_end)
+    return records
+
+
+def append_journal(store: Path, record: dict) -> None:
+    """Append one record durably (one write of one line, then fsync)."""
+    line = json.dumps(record, sort_keys=True, allow_nan=True) + "\n"
+    with open(store / JOURNAL, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# ---------------------------------------------------------------- manifest and report
+
+
+def _frame(rows: list[dict], columns: dict[str, str]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=list(columns))
+    return frame.astype(columns).reset_index(drop=True)
+
+
+def _write_parquet(frame, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+    os.replace(tmp, path)
+
+
+def build_manifest(records: Iterable[dict]):
+    """Manifest DataFrame: rows of the done records, sorted by input path then their tile order."""
+    rows: list[dict] = []
+    for rec in sorted(records, key=lambda r: r["path"]):
+        if rec["status"] == "done":
+            rows.extend(rec["rows"])
+    return _frame(rows, MANIFEST_COLUMNS)
+
+
+def build_skipped(records: Iterable[dict]):
+    """One row per skipped input (hdu = plane = -1) and per malformed product inside an input."""
+    rows: list[dict] = []
+    for rec in sorted(records, key=lambda r: r["path"]):
+        if rec["status"] == "skipped":
+            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped", "detail": rec["reason"]})
+        for s in rec["plane_skips"]:
+            rows.append({"path": rec["path"], **s})
+    return _frame(rows, SKIPPED_COLUMNS)
+
+
+def summarize(records: dict[str, dict], missing: list[str], run: dict) -> dict:
+    """The report: totals over the whole store, per input, and this run's throughput."""
+    done = [r for r in records.values() if r["status"] == "done"]
+    skipped = [r for r in records.values() if r["status"] == "skipped"]
+    dropped = Counter()
+    plane_skips = Counter()
+    for r in records.values():
+        dropped.update(r["dropped"])
+        plane_skips.update(s["reason"] for s in r["plane_skips"])
+    return {
+        "inputs_read": len(done),
+        "inputs_skipped": len(skipped) + len(missing),
+        "tiles_written": sum(r["tiles"] for r in done),
+        "tiles_dropped": {k: dropped[k] for k in DROP_REASONS},
+        "products_skipped": dict(sorted(plane_skips.items())),
+        "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]
+        + [{"path": m, "reason": f"{m}: no such file or no match"} for m in missing],
+        "per_input": [
+            {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"], "planes": r["planes"]}
+            for r in sorted(records.values(), key=lambda r: r["path"])
+        ],
+        "run": run,
+    }
+
+
+# ---------------------------------------------------------------- the store directory
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(store: Path) -> Path:
+    """One writer per store: a lock file holding our pid; a stale lock from a killed run is taken over."""
+    lock = store / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise TesseraError(f"{store}: another ingest (pid {pid}) is writing this store") from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return lock
+    raise TesseraError(f"{store}: could not take the store lock {lock}")
+
+
+def open_store_for_writing(out: Path, cfg: IngestConfig, overwrite: bool) -> Path:
+    """Create the store, or reopen an existing one for resume/append after checking its settings match."""
+    is_store = (out / JOURNAL).exists() or (out / "config.yaml").exists()
+    out = prepare_output_dir(out, overwrite=overwrite, resume=is_store and not overwrite)
+    if is_store and not overwrite and (out / "config.yaml").exists():
+        saved = load_saved_config(IngestConfig, out)
+        if saved.content_settings() != cfg.content_settings():
+            raise TesseraError(
+                f"{out}: store was built with {saved.content_settings()}, not {cfg.content_settings()} "
+                "(use the same settings to resume/append, or --overwrite)"
+            )
+    (out / SHARDS).mkdir(exist_ok=True)
+    return out
+
+
+def _clean_store(store: Path, records: dict[str, dict]) -> None:
+    """Remove temp files of killed runs and shards no current record refers to (e.g. of a changed input)."""
+    referenced = {name for r in records.values() if r["status"] == "done" for name in r["shards"]}
+    for item in (store / SHARDS).iterdir():
+        if item.name.startswith(".tmp-") or (item.suffix == ".npy" and item.name not in referenced):
+            item.unlink()
+    for item in store.glob(".tmp-*"):
+        item.unlink()
+
+
+def finalize_store(store: Path, records: dict[str, dict]) -> None:
+    """Rebuild manifest.parquet and skipped.parquet from the journal records (deterministic bytes)."""
+    _write_parquet(build_manifest(records.values()), store / MANIFEST)
+    _write_parquet(build_skipped(records.values()), store / SKIPPED)
+
+
+# ---------------------------------------------------------------- the job
+
+
+def _slow_hook() -> float:
+    """Test hook: seconds to pause around each journal write (TESSERA_INGEST_SLOW), to make kill tests reliable."""
+    try:
+        return float(os.environ.get("TESSERA_INGEST_SLOW", "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None], progress: bool):
+    """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion order."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="ingest", unit="file", disable=None if progress else True, leave=False)
+    try:
+        if cfg.workers == 1 or len(tasks) <= 1:
+            for path, key, source in tasks:
+                on_record(process_input(path, key, source, cfg, str(store)))
+                bar.update(1)
+            return
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(cfg.workers, len(tasks))) as pool:
+            futures = [pool.submit(process_input, p, k, s, cfg, str(store)) for p, k, s in tasks]
+            try:
+                for fut in concurrent.futures.as_completed(futures):
+                    on_record(fut.result())
+                    bar.update(1)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def run_ingest(
+    inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False, progress: bool = True
+) -> dict:
+    """Ingest ``inputs`` into the CutoutStore ``out`` (created, resumed or appended to); returns the report dict.
+
+    Raises TesseraError when no input at all could be read.
+    """
+    cfg = cfg or IngestConfig()
+    cfg.validate()
+    out = Path(out)
+    files, missing = expand_inputs(inputs, exclude=out)
+    if not files and not missing:
+        raise TesseraError("no input files given")
+    store = open_store_for_writing(out, cfg, overwrite)
+    lock = acquire_lock(store)
+    try:
+        save_config(cfg, store)
+        records = read_journal(store)
+        _clean_store(store, records)
+        tasks = []
+        for path, default_source in files:
+            key = content_key(path)
+            old = records.get(str(path))
+            if old is not None and old["key"] == key:
+                continue  # finished in an earlier run
+            tasks.append((str(path), key, cfg.source or default_source))
+        slow = _slow_hook()
+        stats = {"bytes": 0, "tiles": 0}
+
+        def on_record(record: dict) -> None:
+            if slow:
+                time.sleep(slow / 2)
+            append_journal(store, record)
+            records[record["path"]] = record
+            stats["bytes"] += record["size"]
+            stats["tiles"] += record["tiles"]
+            if slow:
+                time.sleep(slow / 2)
+
+        start = time.perf_counter()
+        _run_tasks(tasks, cfg, store, on_record, progress)
+        seconds = time.perf_counter() - start
+        _fsync_dir(store / SHARDS)
+        _clean_store(store, records)
+        finalize_store(store, records)
+        run = {
+            "inputs_processed": len(tasks),
+            "inputs_already_done": len(files) - len(tasks),
+            "seconds": round(seconds, 3),
+            "mb_read": round(stats["bytes"] / 1e6, 3),
+            "mb_per_s": round(stats["bytes"] / 1e6 / seconds, 3) if seconds > 0 else None,
+            "tiles_per_s": round(stats["tiles"] / seconds, 3) if seconds > 0 else None,
+            "workers": cfg.workers,
+        }
+        report = summarize(records, missing, run)
+        report["store"] = str(store)
+        tmp = store / f".tmp-{os.getpid()}-{REPORT}"
+        tmp.write_text(json.dumps(report, indent=2, allow_nan=True))
+        os.replace(tmp, store / REPORT)
+    finally:
+        lock.unlink(missing_ok=True)
+    this_run = [records[str(p)] for p, _ in files if str(p) in records]
+    if not any(r["status"] == "done" for r in this_run):
+        reasons = [r["reason"] for r in this_run][:3] + [f"{m}: no such file or no match" for m in missing][:3]
+        raise TesseraError(f"nothing could be read from the inputs ({'; '.join(reasons)[:400]})")
+    return report
