@@ -18,12 +18,11 @@ from tessera.errors import ConfigError, TesseraError
 from tessera.models.adapter import InputAdapter
 from tessera.models.config import ModelConfig
 from tessera.models.encoder import ViTEncoder
+from tessera.models.export import REGISTERS_FILE, TESSERA_JSON
 from tessera.models.heads import ProjectionHead
 from tessera.models.presets import get_preset
 
 BRANCHES = ("reconstruction", "contrastive")
-TESSERA_JSON = "tessera.json"
-REGISTERS_FILE = "tessera_registers.safetensors"
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:

@@ -1,0 +1,110 @@
+"""``load(ref)``: the feature interface for a run dir, an exported dir, a HF checkpoint, or ``random:NAME`` (DESIGN §3.3)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from tessera.errors import TesseraError
+from tessera.models.adapter import InputAdapter
+from tessera.models.encoder import Encoder, ViTEncoder
+
+RANDOM_PREFIX = "random:"
+RANDOM_SEED = 0
+_HF_KINDS = {"vit_mae": "vit_mae", "dinov2": "dinov2", "dinov2_with_registers": "dinov2_registers"}
+
+
+def _backbone_class(kind: str):
+    from transformers import Dinov2Model, Dinov2WithRegistersModel, ViTMAEModel
+
+    return {"vit_mae": ViTMAEModel, "dinov2": Dinov2Model, "dinov2_registers": Dinov2WithRegistersModel}[kind]
+
+
+def load_random(name: str) -> Encoder:
+    """Random-init baseline with the architecture of model preset ``name`` or of pretraining preset ``name``'s
+    ``model:`` section (its ``init`` is dropped). Seeded, so the same name gives the same weights."""
+    from tessera.config import available_presets, resolve_config
+    from tessera.models.config import ModelConfig
+    from tessera.models.presets import MODEL_PRESETS
+    from tessera.models.pretrain_model import build_encoder
+
+    if name in MODEL_PRESETS:
+        cfg = ModelConfig(preset=name)
+    elif name in available_presets():
+        cfg = resolve_config(ModelConfig, name, section="model")
+    else:
+        known = sorted(MODEL_PRESETS) + available_presets()
+        raise TesseraError(f"'{RANDOM_PREFIX}{name}': unknown preset (known: {', '.join(known)})")
+    cfg = dataclasses.replace(cfg, init=None, input_norm="identity")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        encoder, _ = build_encoder(cfg)
+    return Encoder(encoder, readout="mean_patch", name=f"{RANDOM_PREFIX}{name}")
+
+
+def load_exported(path: Path) -> Encoder:
+    """A directory written by :func:`tessera.models.export.export_model` (tessera.json present)."""
+    from safetensors.torch import load_file
+
+    from tessera.models.export import REGISTERS_FILE, TESSERA_JSON
+
+    info = json.loads((path / TESSERA_JSON).read_text())
+    kind = info["backbone"]
+    backbone = _backbone_class(kind).from_pretrained(path)
+    encoder = ViTEncoder(backbone, kind, InputAdapter.from_dict(info["adapter"]), num_registers=int(info["registers"]))
+    if encoder.registers is not None:
+        with torch.no_grad():
+            encoder.registers.copy_(load_file(str(path / REGISTERS_FILE))["registers"])
+    return Encoder(encoder, readout=info.get("readout", "mean_patch"), name=str(path))
+
+
+def _adapter_from_preprocessor(ref: str, channels: int) -> InputAdapter:
+    """The local checkpoint's preprocessor mean/std if present, else ImageNet (seed 000 §8.1)."""
+    pre = Path(ref) / "preprocessor_config.json"
+    if pre.exists():
+        data = json.loads(pre.read_text())
+        if data.get("do_normalize", True) and "image_mean" in data and "image_std" in data:
+            return InputAdapter(channels, data["image_mean"], data["image_std"], norm="checkpoint")
+    return InputAdapter.build("imagenet", channels)
+
+
+def load_hf(ref: str) -> Encoder:
+    """A plain HF checkpoint (local dir or Hub id): ViT-MAE (mean-patch readout) or DINOv2 (CLS = pooler)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(ref)
+    except OSError as exc:
+        raise TesseraError(f"{ref}: not a local model directory and not loadable from the Hugging Face Hub ({exc})") from exc
+    kind = _HF_KINDS.get(config.model_type)
+    if kind is None:
+        raise TesseraError(f"{ref}: model type {config.model_type!r} is not supported (vit_mae, dinov2, dinov2_with_registers)")
+    backbone = _backbone_class(kind).from_pretrained(ref)
+    adapter = _adapter_from_preprocessor(ref, int(config.num_channels))
+    readout = "mean_patch" if kind == "vit_mae" else "cls"
+    return Encoder(ViTEncoder(backbone, kind, adapter), readout=readout, name=ref)
+
+
+def load(ref: str | Path, device=None) -> Encoder:
+    """Load an encoder: ``random:NAME``, a run dir (uses RUN/model), an exported dir, a local HF dir, or a Hub id."""
+    from tessera.models.export import TESSERA_JSON
+    from tessera.models.pretrain_model import resolve_model_dir
+
+    text = str(ref)
+    if text.startswith(RANDOM_PREFIX):
+        encoder = load_random(text[len(RANDOM_PREFIX):])
+    else:
+        local = resolve_model_dir(text)
+        if local is None and Path(text).exists():
+            raise TesseraError(f"{text}: not a directory")
+        if local is not None and (local / TESSERA_JSON).exists():
+            encoder = load_exported(local)
+        else:
+            encoder = load_hf(str(local) if local is not None else text)
+    encoder.module.eval()
+    if device is not None:
+        encoder.to(device)
+    return encoder
