@@ -21,25 +21,32 @@ from tessera.views.geometry import rand
 def dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Exact k x 90 deg rotation then horizontal flip, per sample (no interpolation).
 
+    Grouped by the 8 (k, flip) elements of the dihedral group: one rot90/flip per group present.
     x: (N, C, S, S); k: (N,) in {0,1,2,3}; flip: (N,) bool -> (N, C, S, S).
     """
-    out = x.clone()
-    for kk in (1, 2, 3):  # grouped by k: one rot90 per group
-        idx = (k == kk).nonzero(as_tuple=True)[0]
-        if idx.numel():
-            out[idx] = torch.rot90(x[idx], kk, dims=(-2, -1))
-    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+    code = (k * 2 + flip.long()).cpu()
+    out = torch.empty_like(x)
+    for c in code.unique().tolist():
+        idx = (code == c).nonzero(as_tuple=True)[0].to(x.device)
+        part = x[idx] if idx.numel() < x.shape[0] else x
+        part = torch.rot90(part, c // 2, dims=(-2, -1))
+        out[idx] = part.flip(-1) if c % 2 else part
+    return out
 
 
 def asinh_stretch(x: torch.Tensor, alpha: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
     """x -> asinh(alpha x) / asinh(alpha) where ``apply``: maps [0, 1] onto itself, compresses bright
     structure and lifts faint emission (the usual astronomical asinh stretch).
 
-    x: (N, C, S, S); alpha: (N,); apply: (N,) bool -> (N, C, S, S).
+    Only the selected samples are computed. x: (N, C, S, S); alpha: (N,); apply: (N,) bool -> (N, C, S, S).
     """
-    a = alpha[:, None, None, None]
-    stretched = torch.asinh(a * x) / torch.asinh(a)
-    return torch.where(apply[:, None, None, None], stretched, x)
+    idx = apply.nonzero(as_tuple=True)[0]
+    if idx.numel() == 0:
+        return x
+    a = alpha[idx][:, None, None, None]
+    out = x.clone()
+    out[idx] = torch.asinh(a * x[idx]) / torch.asinh(a)
+    return out
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -80,26 +80,32 @@ def jitter_boxes(boxes: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) 
     return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=-1)
 
 
-def bright_integral(x: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Summed-area table of the "bright pixel" indicator (any channel above ``threshold``).
+def bright_integral(x: torch.Tensor, threshold: float, cell: int = 1) -> torch.Tensor:
+    """Summed-area table of "bright pixel" counts (any channel above ``threshold``) on a grid of
+    ``cell`` x ``cell`` pixel cells (cell = 1: exact per pixel; larger cells make it cheap for big inputs).
 
-    x: (B, C, H, W) -> (B, H + 1, W + 1) float64 (exact counts), zero first row and column.
+    x: (B, C, H, W) -> (B, ceil(H/cell) + 1, ceil(W/cell) + 1) float32 counts, zero first row and column.
     """
-    bright = (x > threshold).any(dim=1).double()
-    sat = bright.cumsum(dim=1).cumsum(dim=2)
+    bright = (x > threshold).any(dim=1, keepdim=True).float()
+    if cell > 1:
+        h, w = bright.shape[-2:]
+        bright = F.pad(bright, (0, (-w) % cell, 0, (-h) % cell))
+        bright = F.avg_pool2d(bright, cell) * (cell * cell)  # counts per cell
+    sat = bright[:, 0].cumsum(dim=2).cumsum(dim=1)  # float32 is exact for counts below 2**24
     return F.pad(sat, (1, 0, 1, 0))
 
 
-def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor, cell: int = 1) -> torch.Tensor:
     """Fraction of bright pixels inside each box, from the summed-area table in O(1) per box.
 
-    Box edges are rounded to whole pixels. sat: (B, H+1, W+1); boxes: (B, A, 4) -> (B, A).
+    Box edges are rounded to whole cells. sat: (B, h+1, w+1) from :func:`bright_integral`;
+    boxes: (B, A, 4) pixels -> (B, A).
     """
     hp, wp = sat.shape[1] - 1, sat.shape[2] - 1
-    x0 = boxes[..., 0].round().long().clamp(0, wp)
-    x1 = boxes[..., 2].round().long().clamp(0, wp)
-    y0 = boxes[..., 1].round().long().clamp(0, hp)
-    y1 = boxes[..., 3].round().long().clamp(0, hp)
+    x0 = (boxes[..., 0] / cell).round().long().clamp(0, wp)
+    x1 = (boxes[..., 2] / cell).round().long().clamp(0, wp)
+    y0 = (boxes[..., 1] / cell).round().long().clamp(0, hp)
+    y1 = (boxes[..., 3] / cell).round().long().clamp(0, hp)
     flat = sat.flatten(1)
     stride = wp + 1
 
@@ -107,8 +113,8 @@ def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         return torch.gather(flat, 1, yy * stride + xx)
 
     count = at(y1, x1) - at(y0, x1) - at(y1, x0) + at(y0, x0)
-    area = ((x1 - x0) * (y1 - y0)).clamp(min=1).double()
-    return (count / area).float()
+    area = ((x1 - x0) * (y1 - y0)).clamp(min=1).float() * (cell * cell)
+    return count / area
 
 
 def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
