@@ -13,7 +13,8 @@ class IngestConfig:
 
     tile: int = 512  # tile side in pixels
     stride: int | None = None  # None = tile (non-overlapping); smaller values overlap
-    min_tile: int = 64  # inputs smaller than a tile are kept whole when both sides are >= this, else skipped
+    min_tile: int = 64  # planes smaller than a tile are kept whole when both sides are >= this, else skipped
+    # (min_tile > tile is allowed and means: never keep a small plane)
     workers: int = 1  # processes reading inputs in parallel (the parent writes the journal)
     source: str | None = None  # survey/source name for the manifest; None = the input argument's name
     to_gray: bool = False  # convert RGB images to one luma channel (default: keep channels as they are)
@@ -26,8 +27,6 @@ class IngestConfig:
             raise ConfigError(f"config key 'stride': must be >= 1, got {self.stride}")
         if self.min_tile < 1:
             raise ConfigError(f"config key 'min_tile': must be >= 1, got {self.min_tile}")
-        if self.min_tile > self.tile:
-            raise ConfigError(f"config key 'min_tile': {self.min_tile} is larger than tile {self.tile}")
         if self.workers < 1:
             raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
         if self.shard_size < 1:
