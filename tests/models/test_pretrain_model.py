@@ -226,3 +226,29 @@ def test_real_first_galaxies_forward(shared_data):
     assert rec["target01"].max() > 0.5  # real bright emission reaches the brightness target
     assert torch.isfinite(rec["pred"]).all() and torch.isfinite(con["z"]).all()
     assert con["features"].std(0).mean() > 0  # different galaxies -> different features
+
+
+def test_dinov2_init_from_local_dir_every_trainable_param_gets_grad(tmp_path):
+    from transformers import Dinov2WithRegistersConfig, Dinov2WithRegistersModel
+
+    torch.manual_seed(0)
+    cfg = Dinov2WithRegistersConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2,
+                                    patch_size=14, image_size=28, num_register_tokens=2)
+    Dinov2WithRegistersModel(cfg).save_pretrained(tmp_path / "dino")
+    model = build_pretrain_model(micro_cfg(backbone="dinov2_registers", init=str(tmp_path / "dino"), image_size=42))
+    assert model.image_size == 42 and model.encoder.num_registers == 2
+    assert model.encoder.adapter.norm == "imagenet" and model.encoder.adapter.out_channels == 3
+    out = model(torch.rand(3, 1, 42, 42), "contrastive")
+    out["z"].sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []  # DDP without find_unused_parameters needs every trainable parameter used
+    with pytest.raises(ConfigError, match="model.init"):
+        build_pretrain_model(micro_cfg(backbone="dinov2", init=str(tmp_path / "dino")))
+
+
+@pytest.mark.parametrize("branch", ["reconstruction", "contrastive"])
+def test_vit_mae_every_trainable_param_gets_grad(branch):
+    model = build_pretrain_model(micro_cfg(registers=2), branches=(branch,))
+    out = model(torch.rand(2, 1, 32, 32), branch)
+    (out["pred"].sum() if branch == "reconstruction" else out["z"].sum()).backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []

@@ -97,6 +97,11 @@ class ViTEncoder(nn.Module):
             self.registers = nn.Parameter(torch.randn(1, num_registers, config.hidden_size) * config.initializer_range)
         else:
             self.register_parameter("registers", None)
+        mask_token = getattr(getattr(backbone, "embeddings", None), "mask_token", None)
+        if kind != "vit_mae" and isinstance(mask_token, nn.Parameter):
+            # DINOv2's iBOT mask token is never used here (no masked inputs): frozen, so DDP sees no
+            # trainable parameter without a gradient.
+            mask_token.requires_grad_(False)
         if adapter.out_channels != config.num_channels:
             raise ValueError(
                 f"input adapter outputs {adapter.out_channels} channels, backbone expects {config.num_channels}"
