@@ -8,6 +8,8 @@ import yaml
 from astropy.io import fits
 
 from tessera.cli import main
+from tessera.config import load_saved_config
+from tessera.simulate import SimulateRadioConfig
 
 
 def _exit_code(argv, capsys):
@@ -40,6 +42,9 @@ def test_radio_writes_mosaics_catalogue_and_config(tmp_path, capsys):
     assert fits.getdata(out / "mosaic_000.fits").shape == (96, 96)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["mosaics"] == 2 and cfg["size"] == 96 and cfg["seed"] == 3 and cfg["cube_axis_prob"] == 0
+    # The saved config reproduces the run.
+    saved = load_saved_config(SimulateRadioConfig, out)
+    assert saved == SimulateRadioConfig(mosaics=2, size=96, seed=3, cube_axis_prob=0.0)
     assert {"ra_deg", "flux_jy", "peak_jy_beam", "class", "mosaic"} <= set(pd.read_csv(out / "catalogue.csv").columns)
 
 
