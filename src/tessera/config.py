@@ -174,11 +174,15 @@ def _merge(obj: T, data: dict[str, Any], prefix: str = "") -> T:
             values[name] = _merge(current, value, full)
         else:
             values[name] = _coerce(value, types_[name], full)
-    out = dataclasses.replace(obj, **values)
-    validate = getattr(out, "validate", None)
+    return dataclasses.replace(obj, **values)
+
+
+def _validate(obj: Any) -> None:
+    # Validation runs once the layers are all applied, so a combination reached in several overrides
+    # (e.g. size=50 before pixel_scale=3) is judged as a whole.
+    validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
-    return out
 
 
 def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
@@ -189,6 +193,7 @@ def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
         for part in reversed(path):
             nested = {part: nested}
         obj = _merge(obj, nested)
+    _validate(obj)
     return obj
 
 
@@ -205,11 +210,7 @@ def resolve_config(
             # A multi-section preset without this command's section contributes nothing to it.
             data = {}
         obj = _merge(obj, data)
-    obj = apply_overrides(obj, overrides)
-    validate = getattr(obj, "validate", None)
-    if callable(validate):
-        validate()
-    return obj
+    return apply_overrides(obj, overrides)
 
 
 def to_dict(obj: Any) -> Any:
@@ -239,4 +240,6 @@ def load_saved_config(cls: type[T], path: str | Path) -> T:
     path = Path(path)
     if path.is_dir():
         path = path / "config.yaml"
-    return _merge(cls(), load_yaml_source(str(path)))
+    obj = _merge(cls(), load_yaml_source(str(path)))
+    _validate(obj)
+    return obj
