@@ -179,7 +179,11 @@ def _merge(obj: T, data: dict[str, Any], prefix: str = "") -> T:
 
 def _validate(obj: Any) -> None:
     # Validation runs once the layers are all applied, so a combination reached in several overrides
-    # (e.g. size=50 before pixel_scale=3) is judged as a whole.
+    # (e.g. size=50 before pixel_scale=3) is judged as a whole. Nested sections are checked first.
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if dataclasses.is_dataclass(value):
+            _validate(value)
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()
