@@ -22,9 +22,10 @@ def _zscale_plane(plane: np.ndarray, interval: ZScaleInterval) -> np.ndarray:
     """
     plane = np.asarray(plane, dtype=np.float32)
     finite = np.isfinite(plane)
-    if not finite.any():
+    all_finite = bool(finite.all())  # the common case for filtered tiles: no masked copy needed
+    if not all_finite and not finite.any():
         return np.zeros(plane.shape, dtype=np.float32)
-    finite_values = plane[finite]
+    finite_values = plane.reshape(-1) if all_finite else plane[finite]
     if finite_values.min() == finite_values.max():
         return np.zeros(plane.shape, dtype=np.float32)
     vmin, vmax = interval.get_limits(finite_values)
@@ -35,7 +36,8 @@ def _zscale_plane(plane: np.ndarray, interval: ZScaleInterval) -> np.ndarray:
         vmin, vmax = float(finite_values.min()), float(finite_values.max())
     out = (plane - np.float32(vmin)) / np.float32(vmax - vmin)
     np.clip(out, 0.0, 1.0, out=out)
-    out[~finite] = 0.0
+    if not all_finite:
+        out[~finite] = 0.0
     return out
 
 
