@@ -135,6 +135,29 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return grad[start : start + ctx.batch]
 
 
+class _AllReduceSumWithGrad(torch.autograd.Function):
+    """all_reduce(SUM) whose backward is again an all_reduce(SUM) of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: D401
+        out = x.detach().clone().contiguous()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Sum of ``x`` over ranks, differentiable (gradient of every rank's copy summed back; module docstring)."""
+    if not is_dist():
+        return x
+    return _AllReduceSumWithGrad.apply(x)
+
+
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate ``x: (B, ...)`` of every rank -> ``(G*B, ...)`` with gradient flowing back to every rank's slice.
 
@@ -173,16 +196,15 @@ class GlobalBatchNorm(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and is_dist()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         # Sums are all-reduced with autograd (backward = SUM of grads over ranks; see the module docstring).
         count = torch.tensor([float(x.shape[0])], device=x.device, dtype=torch.float32)
         dist.all_reduce(count, op=dist.ReduceOp.SUM)
         xf = x.float()
-        stats = all_reduce(torch.cat([xf.sum(0), (xf * xf).sum(0)]), op=dist.ReduceOp.SUM)
-        mean, sq = stats.split(x.shape[1])
         n = count[0]
-        var = (sq / n - mean * mean).clamp_min(0)
+        # Two passes (mean, then centred squares) keep the variance accurate in float32.
+        mean = all_reduce_sum_with_grad(xf.sum(0)) / n
+        centred = xf - mean
+        var = all_reduce_sum_with_grad((centred * centred).sum(0)) / n
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -190,7 +212,7 @@ class GlobalBatchNorm(nn.BatchNorm1d):
                 unbiased = var * n / (n - 1).clamp_min(1)
                 self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
                 self.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
-        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        y = centred * torch.rsqrt(var + self.eps)
         if self.affine:
             y = y * self.weight + self.bias
         return y.to(x.dtype)

@@ -49,8 +49,9 @@ class ReconstructionObjective:
             raise ValueError(f"reconstruction expects views of shape (B, 1, C, S, S), got {tuple(views.shape)}")
         out = model(views[:, 0], branch="reconstruction", noise=noise)
         loss, parts = self.loss_fn(out["pred"], out["target"], out["mask"], out["target01"])
-        parts = {k: v.detach() for k, v in parts.items()}
-        parts.setdefault("reconstruction", loss.detach())
+        # "reconstruction" is the total; the loss's own parts (mse, l1, bl1) are logged beside it.
+        parts = {k: v.detach() for k, v in parts.items() if k != "loss"}
+        parts["reconstruction"] = loss.detach()
         return MicroStepOutput(loss=loss, parts=parts)
 
 
