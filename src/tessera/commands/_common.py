@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, default: str | None = None, example: str = "section.key=value"
+) -> None:
     """``--config PRESET_OR_YAML`` and trailing ``key=value`` overrides (dotted paths)."""
     parser.add_argument(
         "--config", default=default, metavar="PRESET_OR_YAML", help="a preset name or a YAML file (default: %(default)s)"
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_steps=100")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides (dotted paths), e.g. {example}")
 
 
 def positive_int(text: str) -> int:

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue RUN exactly from its latest checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
-    add_config_arguments(parser, default="cpu")
+    add_config_arguments(parser, default="cpu", example="train.max_steps=100")
 
 
 def run(args) -> int:
