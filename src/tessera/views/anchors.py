@@ -120,7 +120,9 @@ def mean_tile_candidates(intensity: torch.Tensor, cfg: AnchorConfig) -> tuple[to
     n, h, w = intensity.shape
     g = cfg.mean_grid
     k = min(cfg.mean_top_k, g * g)
-    score = F.adaptive_avg_pool2d(intensity.abs()[:, None], g)[:, 0].flatten(1)  # (N, g*g)
+    # Views inputs are in [0, 1], where |x| = x; the copy for abs() is only paid for signed data.
+    magnitude = intensity.abs() if bool((intensity.amin() < 0).item()) else intensity
+    score = F.adaptive_avg_pool2d(magnitude[:, None], g)[:, 0].flatten(1)  # (N, g*g)
     tile_max = F.adaptive_max_pool2d(intensity[:, None], g)[:, 0].flatten(1)
     top = score.topk(k, dim=1).indices  # (N, k)
     ys, ye = tile_bounds(h, g, intensity.device)
@@ -134,7 +136,7 @@ def mean_tile_candidates(intensity: torch.Tensor, cfg: AnchorConfig) -> tuple[to
 def radio_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
     """The seed's two-heuristic anchor proposal (module docstring). x: (N, C, H, W) -> (N, 2) (x, y)."""
     n, _, h, w = x.shape
-    intensity = x.mean(dim=1)  # detection image: channel mean (radio C = 1)
+    intensity = x[:, 0] if x.shape[1] == 1 else x.mean(dim=1)  # detection image: channel mean (radio C = 1)
     z_xy, z_local, z_valid = zscore_peak_candidates(intensity, cfg)
     m_xy, m_local = mean_tile_candidates(intensity, cfg)
     gpeak, gidx = intensity.flatten(1).max(dim=1)

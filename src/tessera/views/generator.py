@@ -137,7 +137,8 @@ class ViewGenerator:
         if augment:
             shift = torch.stack([p.shift for p in params], 1)
             scale = torch.stack([p.scale for p in params], 1)
-            sample_boxes = jitter_boxes(boxes, shift, scale)
+            jittered = torch.stack([p.affine for p in params], 1)[..., None]
+            sample_boxes = torch.where(jittered, jitter_boxes(boxes, shift, scale), boxes)
         views = crop_resize(x, sample_boxes, s, self.cfg.interpolation).clamp_(0.0, 1.0)  # (B, V, C, S, S)
         if augment:
             k = torch.stack([p.k for p in params], 1)

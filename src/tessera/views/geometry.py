@@ -86,10 +86,12 @@ def bright_integral(x: torch.Tensor, threshold: float, cell: int = 1) -> torch.T
 
     x: (B, C, H, W) -> (B, ceil(H/cell) + 1, ceil(W/cell) + 1) float32 counts, zero first row and column.
     """
-    bright = (x > threshold).any(dim=1, keepdim=True).float()
+    peak = x if x.shape[1] == 1 else x.amax(dim=1, keepdim=True)
+    bright = (peak > threshold).float()
     if cell > 1:
         h, w = bright.shape[-2:]
-        bright = F.pad(bright, (0, (-w) % cell, 0, (-h) % cell))
+        if h % cell or w % cell:
+            bright = F.pad(bright, (0, (-w) % cell, 0, (-h) % cell))
         bright = F.avg_pool2d(bright, cell) * (cell * cell)  # counts per cell
     sat = bright[:, 0].cumsum(dim=2).cumsum(dim=1)  # float32 is exact for counts below 2**24
     return F.pad(sat, (1, 0, 1, 0))
