@@ -43,7 +43,6 @@ def test_first_views_are_nonempty_and_roi_contains_the_source(shared_data):
             assert inside.any(), f"{branch}: ROI of cutout {idx} misses the source"
 
 
-@pytest.mark.slow
 def test_views_command_on_a_real_store(shared_data, tmp_path):
     from tessera.cli import main
     from tessera.corpus.ingest import run_ingest
