@@ -132,6 +132,7 @@ class StageTrainer:
         self.model = self._build_model()
         self.optimizer = build_optimizer(D.unwrap(self.model), tc.lr, tc.weight_decay, tc.betas, self.device)
         self.max_steps = spec.max_steps
+        self.warmup_steps = int(round(tc.warmup_fraction * self.max_steps))
         self.scheduler = build_scheduler(self.optimizer, self.max_steps, tc.warmup_fraction, tc.lr, tc.min_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.objective = self._build_objective()
@@ -310,7 +311,9 @@ class StageTrainer:
                 if done % tc.log_every == 0 or done == self.max_steps:
                     elapsed = time.perf_counter() - window_start
                     ips = window_steps * images_per_step / max(elapsed, 1e-9)
-                    health = self.monitor.check(self.monitor_embeddings(metrics), self.spec.objective, done)
+                    health = self.monitor.check(
+                        self.monitor_embeddings(metrics), self.spec.objective, done, warn=done > self.warmup_steps
+                    )
                     self.log(done, metrics, ips, health)
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", img_s=f"{ips:.1f}")
                     window_start, window_steps = time.perf_counter(), 0
@@ -419,12 +422,14 @@ def run_stage(
     latest = latest_checkpoint(trainer.checkpoint_dir) if resume else None
     if latest is not None:
         start = trainer.restore(latest)
-        if D.is_main_process():
-            for path in (spec.directory / "metrics.jsonl", logger.paths[0]):
-                truncate_metrics(path, lambda r: r["stage_index"] < spec.index or (r["stage_index"] == spec.index and r["step"] <= start))
-        D.barrier()
     elif previous is not None:
         trainer.load_encoder_from(previous)
+    if resume:
+        # Steps logged after the checkpoint we restart from will be logged again: drop them.
+        if D.is_main_process():
+            for path in {spec.directory / "metrics.jsonl", logger.paths[0]}:
+                truncate_metrics(path, lambda r: r["stage_index"] < spec.index or (r["stage_index"] == spec.index and r["step"] <= start))
+        D.barrier()
     trainer.fit(start, stop_after_step)
     return trainer
 

@@ -27,18 +27,22 @@ def embedding_std(embeddings: torch.Tensor) -> float:
 
 
 class CollapseMonitor:
-    """Warns when ``embedding_std * sqrt(D)`` falls below ``threshold`` (healthy is about 1)."""
+    """Flags every check where ``embedding_std * sqrt(D)`` is below ``threshold`` (healthy is about 1) and warns
+    the first time (the metrics log keeps the flag of every logged step)."""
 
     def __init__(self, threshold: float):
         self.threshold = float(threshold)
         self.warned = False
 
-    def check(self, embeddings: torch.Tensor, stage: str, step: int) -> dict[str, float | bool]:
-        """embeddings: (N, D) -> ``{"embedding_std": ..., "embedding_std_ratio": ..., "collapse": bool}``."""
+    def check(self, embeddings: torch.Tensor, stage: str, step: int, warn: bool = True) -> dict[str, float | bool]:
+        """embeddings: (N, D) -> ``{"embedding_std": ..., "embedding_std_ratio": ..., "collapse": bool}``.
+
+        ``warn=False`` only measures (the engine passes it during the lr warmup: a freshly initialized ViT maps
+        all images to nearly the same direction before it has learned anything, which is not a collapse)."""
         std = embedding_std(embeddings)
         ratio = std * math.sqrt(embeddings.shape[-1])
         collapsed = ratio < self.threshold
-        if collapsed:
+        if collapsed and warn and not self.warned:
             warnings.warn(
                 f"representation collapse suspected in stage '{stage}' at step {step}: std of normalized "
                 f"embeddings is {std:.4g} ({ratio:.3f} x 1/sqrt(D), threshold train.collapse_threshold={self.threshold})",
