@@ -46,9 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, letting ``key=value`` overrides follow options (``tessera views STORE --out x.png a.b=1``).
+
+    Plain ``parse_args`` binds all positionals of a command in one go, so overrides after an option would be
+    "unrecognized"; ``parse_intermixed_args`` does not, but it refuses nested subparsers, so it is applied to
+    the chosen command's own parser, and nested commands (``simulate radio``) keep the plain parse.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name not in COMMANDS:
+        return parser.parse_args(argv)
+    command_parser = parser._subparsers._group_actions[0].choices[name]  # the parser built for `name`
+    rest = argv[argv.index(name) + 1 :]
+    if any(a in ("-h", "--help") for a in argv[: argv.index(name)]):
+        return parser.parse_args(argv)
+    try:
+        namespace = command_parser.parse_intermixed_args(rest)
+    except TypeError:  # the command has nested subcommands
+        namespace = command_parser.parse_args(rest)
+    namespace.command = name
+    return namespace
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
