@@ -78,3 +78,17 @@ def test_non_finite_guard_names_step_stage_and_parts():
         check_finite(float("inf"), 1.0, {"contrastive": float("inf")}, "contrastive", 7)
     with pytest.raises(NonFiniteLossError, match="gradient norm"):
         check_finite(1.0, float("nan"), {"l2": 1.0}, "reconstruction", 1)
+
+
+def test_tensorboard_is_used_when_importable_and_announced_when_not(tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.warns(RuntimeWarning, match="TensorBoard is not importable"):
+            logger = MetricsLogger([tmp_path / "m.jsonl"], tensorboard_dir=tmp_path / "tb")
+        assert logger.writer is None
+    else:
+        logger = MetricsLogger([tmp_path / "m.jsonl"], tensorboard_dir=tmp_path / "tb")
+        logger.log({"stage": "reconstruction", "step": 1, "loss": 0.5})
+        logger.close()
+        assert any((tmp_path / "tb").iterdir())

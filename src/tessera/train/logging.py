@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ class MetricsLogger:
         if enabled and tensorboard_dir is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # TensorBoard is optional: metrics.jsonl is the record of the run.
-                SummaryWriter = None
-            if SummaryWriter is not None:
+            except ImportError as exc:  # TensorBoard is optional: metrics.jsonl stays the record of the run.
+                warnings.warn(f"train.tensorboard=true but TensorBoard is not importable ({exc}); "
+                              "logging to metrics.jsonl only", RuntimeWarning, stacklevel=2)
+            else:
                 self.writer = SummaryWriter(log_dir=str(tensorboard_dir))
 
     def log(self, record: dict[str, Any]) -> None:
