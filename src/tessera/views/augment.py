@@ -38,23 +38,51 @@ def asinh_stretch(x: torch.Tensor, alpha: torch.Tensor, apply: torch.Tensor) -> 
     """x -> asinh(alpha x) / asinh(alpha) where ``apply``: maps [0, 1] onto itself, compresses bright
     structure and lifts faint emission (the usual astronomical asinh stretch).
 
-    Only the selected samples are computed. x: (N, C, S, S); alpha: (N,); apply: (N,) bool -> (N, C, S, S).
+    asinh(y) = log(y + sqrt(y^2 + 1)) for y >= 0 (views are in [0, 1] here): a few fast vectorized
+    passes instead of torch.asinh, which is ~5x slower per element on CPU. On CPU only the selected
+    samples are computed; on an accelerator all are computed and selected with a mask (no host sync).
+    x: (N, C, S, S); alpha: (N,); apply: (N,) bool -> (N, C, S, S).
     """
+    a = alpha[:, None, None, None].to(x.dtype)
+    if x.device.type != "cpu":
+        return torch.where(apply[:, None, None, None], _asinh_unit(x, a), x)
     idx = apply.nonzero(as_tuple=True)[0]
     if idx.numel() == 0:
         return x
-    a = alpha[idx][:, None, None, None]
     out = x.clone()
-    out[idx] = torch.asinh(a * x[idx]) / torch.asinh(a)
+    out[idx] = _asinh_unit(x[idx], a[idx])
     return out
 
 
-def gaussian_noise(x: torch.Tensor, sigma: float, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Add pixelwise Gaussian noise of standard deviation ``sigma`` where ``apply``.
+def _asinh_unit(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """asinh(a x) / asinh(a) for x >= 0. x: (N, C, S, S); a: (N, 1, 1, 1)."""
+    y = x * a
+    out = y.square().add_(1.0).sqrt_().add_(y).log_()
+    return out.div_(torch.asinh(a))
 
+
+def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Add pixelwise Gaussian noise of standard deviation ``sigma`` (a float or per sample (N,)) where ``apply``.
+
+    Unselected samples get + 0 * noise, which leaves them bit-for-bit unchanged.
     x, noise (standard normal): (N, C, S, S); apply: (N,) bool -> (N, C, S, S).
     """
-    return x + noise * (sigma * apply.to(x.dtype))[:, None, None, None]
+    scale = (torch.as_tensor(sigma, dtype=x.dtype, device=x.device) * apply.to(x.dtype))
+    return torch.addcmul(x, noise, scale.expand(apply.shape)[:, None, None, None])
+
+
+def band_lines(
+    size: int, vertical: torch.Tensor, start: torch.Tensor, width: torch.Tensor, offset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row and per-column offsets of B bands per sample (overlapping bands add up).
+
+    vertical: (N, B) bool; start, width: (N, B) long; offset: (N, B) -> rows (N, S), cols (N, S).
+    """
+    pos = torch.arange(size, device=offset.device)
+    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # (N, B, S)
+    line = inside.to(offset.dtype) * offset[..., None]
+    vert = vertical[..., None].to(offset.dtype)
+    return (line * (1 - vert)).sum(1), (line * vert).sum(1)
 
 
 def band_map(
@@ -65,15 +93,8 @@ def band_map(
 
     vertical: (N, B) bool; start, width: (N, B) long; offset: (N, B) (0 for inactive bands) -> (N, 1, S, S).
     """
-    n = vertical.shape[0]
-    pos = torch.arange(size, device=offset.device)
-    out = torch.zeros(n, 1, size, size, device=offset.device, dtype=offset.dtype)
-    for j in range(vertical.shape[1]):
-        inside = (pos[None] >= start[:, j, None]) & (pos[None] < (start[:, j] + width[:, j])[:, None])  # (N, S)
-        line = inside.to(offset.dtype) * offset[:, j, None]
-        rows, cols = line[:, None, :, None], line[:, None, None, :]
-        out = out + torch.where(vertical[:, j, None, None, None], cols, rows)
-    return out
+    rows, cols = band_lines(size, vertical, start, width, offset)
+    return (rows[:, :, None] + cols[:, None, :])[:, None]
 
 
 def banding(
@@ -86,24 +107,38 @@ def banding(
     return x + band_map(x.shape[-1], vertical, start, width, offset)
 
 
-def flux_threshold(x: torch.Tensor, k: float) -> torch.Tensor:
+def flux_threshold(x: torch.Tensor, k: float | torch.Tensor) -> torch.Tensor:
     """T = mean + k * std of each view and channel (seed 000 Table 3: T = mu + 0.3 sigma_x).
 
-    x: (N, C, S, S) -> (N, C, 1, 1).
+    The std (unbiased) comes from one sum and one fused sum-of-squares pass (views are bounded, so the
+    one-pass formula loses nothing that matters); ~5x faster than torch.std on CPU.
+    x: (N, C, S, S); k: float or (N,) -> (N, C, 1, 1).
     """
     flat = x.flatten(2)
-    return (flat.mean(-1) + k * flat.std(-1))[..., None, None]
+    n = flat.shape[-1]
+    total = flat.sum(-1)
+    mean = total / n
+    var = ((torch.linalg.vector_norm(flat, 2, dim=-1).square() - total * mean) / max(n - 1, 1)).clamp(min=0)
+    k = torch.as_tensor(k, dtype=x.dtype, device=x.device)
+    if k.dim():
+        k = k[:, None]
+    return (mean + k * var.sqrt())[..., None, None]
 
 
-def flux_perturbation(x: torch.Tensor, factor: torch.Tensor, apply: torch.Tensor, k: float) -> torch.Tensor:
+def flux_perturbation(
+    x: torch.Tensor, factor: torch.Tensor, apply: torch.Tensor, k: float | torch.Tensor
+) -> torch.Tensor:
     """Multiplicative attenuation of lower-intensity pixels (below T = mean + k std) by ``factor``:
     dims faint background/diffuse flux while leaving bright emission untouched.
 
-    x: (N, C, S, S); factor: (N,); apply: (N,) bool -> (N, C, S, S).
+    Computed as x * (b f + (1 - b)) with b = [x < T] as a float 0/1 mask (exact: x f below, x elsewhere;
+    unselected samples use f = 1), which avoids slow bool tensors on CPU and any host sync.
+    x: (N, C, S, S); factor: (N,); apply: (N,) bool; k: float or (N,) -> (N, C, S, S).
     """
-    below = x < flux_threshold(x, k)
-    scaled = x * factor[:, None, None, None]
-    return torch.where(below & apply[:, None, None, None], scaled, x)
+    f = torch.where(apply, factor.to(x.dtype), torch.ones_like(factor, dtype=x.dtype))[:, None, None, None]
+    below = (flux_threshold(x, k) - x).clamp_(0.0, 1.0).ceil_()  # 1.0 iff x < T
+    mult = torch.rsub(below, 1.0).addcmul_(below, f)
+    return x * mult
 
 
 @dataclass
@@ -155,18 +190,41 @@ def sample_augment_params(
     return AugmentParams(rot, k, flip, asinh, alpha, affine, shift, scale, noise, band_on, vertical, start, width, offset, flux, factor)
 
 
-def photometric(
-    x: torch.Tensor, p: AugmentParams, cfg: AugmentConfig, noise_generator: torch.Generator
-) -> torch.Tensor:
-    """Asinh -> noise -> banding -> flux on resized, dihedral-transformed views, then clamp to [0, 1].
+def cat_params(params: list[AugmentParams]) -> AugmentParams:
+    """The params of V regimes as one set for N * V views in (sample, view) order, i.e. index n * V + v.
 
-    x: (N, C, S, S) in [0, 1] -> (N, C, S, S) in [0, 1].
+    Band parameters are padded to the largest band count with zero-offset bands (which add exactly 0).
+    """
+    nb = max(p.band_offset.shape[1] for p in params)
+    out = {}
+    for name in AugmentParams.__dataclass_fields__:
+        vals = [getattr(p, name) for p in params]
+        if name.startswith("band_"):
+            pad = {"band_vertical": False, "band_start": 0, "band_width": 1, "band_offset": 0.0}[name]
+            vals = [torch.cat([v, torch.full((v.shape[0], nb - v.shape[1]), pad, dtype=v.dtype, device=v.device)], 1)
+                    for v in vals]
+        out[name] = torch.stack(vals, 1).flatten(0, 1)
+    return AugmentParams(**out)
+
+
+def photometric(
+    x: torch.Tensor,
+    p: AugmentParams,
+    noise_sigma: torch.Tensor,
+    flux_k: torch.Tensor,
+    noise_generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Asinh -> noise -> banding -> flux on resized, dihedral-transformed views, then clamp to [0, 1],
+    for all views in one pass per operator, with per-view regime constants.
+
+    ``noise_generator=None`` skips the noise draw (no regime has noise). x: (N, C, S, S) in [0, 1];
+    noise_sigma, flux_k: (N,) -> (N, C, S, S) in [0, 1].
     """
     x = asinh_stretch(x, p.alpha, p.asinh)
-    if cfg.noise_sigma > 0 and bool(p.noise.any()):
+    if noise_generator is not None:
         z = torch.randn(x.shape, generator=noise_generator, device=noise_generator.device, dtype=x.dtype).to(x.device)
-        x = gaussian_noise(x, cfg.noise_sigma, p.noise, z)
+        x = gaussian_noise(x, noise_sigma, p.noise, z)
     if p.band_offset.shape[1]:
         x = banding(x, p.band_vertical, p.band_start, p.band_width, p.band_offset)
-    x = flux_perturbation(x, p.flux_factor, p.flux, cfg.flux_threshold_k)
-    return x.clamp(0.0, 1.0)
+    x = flux_perturbation(x, p.flux_factor, p.flux, flux_k)
+    return x.clamp_(0.0, 1.0)

@@ -16,12 +16,13 @@ import torch.nn.functional as F
 
 from tessera.errors import TesseraError
 from tessera.views.anchors import propose_anchors
-from tessera.views.augment import AugmentParams, dihedral, photometric, sample_augment_params
+from tessera.views.augment import AugmentParams, cat_params, photometric, sample_augment_params
 from tessera.views.config import AugmentConfig, ViewConfig
 from tessera.views.geometry import (
     box_bright_fraction,
     box_ioa,
     box_side,
+    bright_indicator,
     bright_integral,
     crop_resize,
     full_boxes,
@@ -121,9 +122,14 @@ class ViewGenerator:
         return [(self.cfg.mild, self.cfg.contrastive_wide_bands), (self.cfg.strong, self.cfg.strong.bands)]
 
     def __call__(self, images: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator) -> ViewBatch:
+        with torch.no_grad():  # (not inference_mode: callers may update the views in place)
+            return self._generate(images, generator)
+
+    def _generate(self, images: Sequence[torch.Tensor] | torch.Tensor, generator: torch.Generator) -> ViewBatch:
+        same_size = isinstance(images, torch.Tensor) or len({tuple(im.shape[-2:]) for im in images}) == 1
         x, hw = stack_padded(images)
         device = x.device
-        anchors = self.anchors(x, hw, generator)
+        anchors = self.anchors(x, hw, generator, same_size)
         if self.branch == "reconstruction":
             roi, boxes, wide_field = self.reconstruction_boxes(x, anchors, hw, generator)
         else:
@@ -132,35 +138,39 @@ class ViewGenerator:
         b, v = boxes.shape[:2]
         s = self.cfg.output_size
         augment = self.cfg.regime == "paper"
-        params = [sample_augment_params(r, b, s, bands, generator, device) for r, bands in self.regimes()]
         sample_boxes = boxes
-        if augment:
-            shift = torch.stack([p.shift for p in params], 1)
-            scale = torch.stack([p.scale for p in params], 1)
-            jittered = torch.stack([p.affine for p in params], 1)[..., None]
-            sample_boxes = torch.where(jittered, jitter_boxes(boxes, shift, scale), boxes)
-        views = crop_resize(x, sample_boxes, s, self.cfg.interpolation).clamp_(0.0, 1.0)  # (B, V, C, S, S)
-        if augment:
-            k = torch.stack([p.k for p in params], 1)
-            flip = torch.stack([p.flip for p in params], 1)
-            views = dihedral(views.flatten(0, 1), k.flatten(), flip.flatten()).reshape(views.shape)
-        else:
+        if not augment:
             k = torch.zeros(b, v, dtype=torch.long, device=device)
             flip = torch.zeros(b, v, dtype=torch.bool, device=device)
-        nonempty = self.nonempty(views)
-        if augment:
-            noise_gen = device_generator(generator, device)
-            for i, (reg, _) in enumerate(self.regimes()):
-                views[:, i] = photometric(views[:, i], params[i], reg, noise_gen)
-        applied = applied_flags(params) if augment else {}
+            views = crop_resize(x, boxes, s, self.cfg.interpolation).clamp_(0.0, 1.0)  # (B, V, C, S, S)
+            nonempty = self.nonempty(views)
+            return ViewBatch(views, boxes, sample_boxes, roi, anchors, wide_field, nonempty, hw, {}, k, flip)
+        regimes = self.regimes()
+        params = [sample_augment_params(r, b, s, bands, generator, device) for r, bands in regimes]
+        p = cat_params(params)  # all B * V views at once, index b * V + v
+        k, flip = p.k.view(b, v), p.flip.view(b, v)
+        sample_boxes = torch.where(p.affine.view(b, v, 1), jitter_boxes(boxes, p.shift.view(b, v, 2), p.scale.view(b, v)), boxes)
+        # Crop + resize + affine jitter + exact dihedral transform in one grid_sample (geometry.crop_resize).
+        views = crop_resize(x, sample_boxes, s, self.cfg.interpolation, k, flip).clamp_(0.0, 1.0)
+        nonempty = self.nonempty(views)  # on the geometric view, before photometric ops (config.NonEmptyConfig)
+        sigma = torch.tensor([r.noise_sigma if r.p_noise > 0 else 0.0 for r, _ in regimes], device=device).repeat(b)
+        flux_k = torch.tensor([r.flux_threshold_k for r, _ in regimes], device=device).repeat(b)
+        noisy = any(r.p_noise > 0 and r.noise_sigma > 0 for r, _ in regimes)
+        noise_gen = device_generator(generator, device) if noisy else None
+        views = photometric(views.flatten(0, 1), p, sigma, flux_k, noise_gen).view(views.shape)
+        applied = applied_flags(params)
         return ViewBatch(views, boxes, sample_boxes, roi, anchors, wide_field, nonempty, hw, applied, k, flip)
 
-    def anchors(self, x: torch.Tensor, hw: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Anchors per sample, computed per group of equal cutout size. x: (B, C, Hp, Wp) -> (B, 2)."""
+    def anchors(self, x: torch.Tensor, hw: torch.Tensor, generator: torch.Generator, same_size: bool = False) -> torch.Tensor:
+        """Anchors per sample, computed per group of equal cutout size. x: (B, C, Hp, Wp) -> (B, 2).
+
+        ``same_size``: all cutouts are known to fill x (no host sync to find the groups)."""
+        if same_size:
+            return propose_anchors(x, self.cfg.anchors, generator)  # common case: no copy
         out = torch.zeros(x.shape[0], 2, device=x.device)
         sizes = [tuple(s) for s in hw.tolist()]
         if len(set(sizes)) == 1 and sizes[0] == tuple(x.shape[-2:]):
-            return propose_anchors(x, self.cfg.anchors, generator)  # common case: no copy
+            return propose_anchors(x, self.cfg.anchors, generator)
         for h, w in sorted(set(sizes)):
             idx = torch.tensor([i for i, sz in enumerate(sizes) if sz == (h, w)], device=x.device)
             out[idx] = propose_anchors(x[idx, :, :h, :w], self.cfg.anchors, generator)
@@ -224,7 +234,8 @@ class ViewGenerator:
 
     def nonempty(self, views: torch.Tensor) -> torch.Tensor:
         """Non-empty criterion on [0, 1] geometric views (config.NonEmptyConfig). views: (B, V, C, S, S) -> (B, V)."""
-        bright = (views > self.cfg.nonempty.threshold).any(dim=2).float().mean(dim=(-2, -1))
+        peak = views[:, :, 0] if views.shape[2] == 1 else views.amax(dim=2)
+        bright = bright_indicator(peak, self.cfg.nonempty.threshold).mean(dim=(-2, -1))
         return bright >= self.cfg.nonempty.min_fraction
 
 

@@ -86,15 +86,37 @@ def bright_integral(x: torch.Tensor, threshold: float, cell: int = 1) -> torch.T
 
     x: (B, C, H, W) -> (B, ceil(H/cell) + 1, ceil(W/cell) + 1) float32 counts, zero first row and column.
     """
-    peak = x if x.shape[1] == 1 else x.amax(dim=1, keepdim=True)
-    bright = (peak > threshold).float()
+    # A few cutouts at a time: full-batch full-resolution temporaries (tens of MB) are freshly mapped
+    # (page-faulted) memory on every call, which costs more than the arithmetic on CPU.
+    counts = torch.cat([bright_cell_counts(part, threshold, cell) for part in x.split(CHUNK)])
+    sat = counts.cumsum(dim=2).cumsum(dim=1)  # float32 is exact for counts below 2**24
+    return F.pad(sat, (1, 0, 1, 0))
+
+
+CHUNK = 4  # cutouts per full-resolution temporary (4 x 512 x 512 float32 = 4 MiB, reused by the allocator)
+
+
+def bright_cell_counts(x: torch.Tensor, threshold: float, cell: int) -> torch.Tensor:
+    """Bright-pixel counts per ``cell`` x ``cell`` cell. x: (B, C, H, W) -> (B, ceil(H/cell), ceil(W/cell))."""
+    peak = x[:, 0] if x.shape[1] == 1 else x.amax(dim=1)
+    bright = bright_indicator(peak, threshold)  # (B, H, W)
     if cell > 1:
-        h, w = bright.shape[-2:]
+        b, h, w = bright.shape
         if h % cell or w % cell:
             bright = F.pad(bright, (0, (-w) % cell, 0, (-h) % cell))
-        bright = F.avg_pool2d(bright, cell) * (cell * cell)  # counts per cell
-    sat = bright[:, 0].cumsum(dim=2).cumsum(dim=1)  # float32 is exact for counts below 2**24
-    return F.pad(sat, (1, 0, 1, 0))
+            h, w = bright.shape[-2:]
+        # Counts per cell by two contiguous reshape-sums (rows first, so the inner loop stays vectorized).
+        bright = bright.reshape(b, h // cell, cell, w).sum(2).reshape(b, h // cell, w // cell, cell).sum(-1)
+    return bright
+
+
+def bright_indicator(x: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Float 1.0 where ``x > threshold`` else 0.0, without a bool tensor: ceil(clamp(x - t, 0, 1)).
+
+    Exact (x - t > 0 iff x > t for floats), and several times faster on CPU than a bool compare plus a
+    bool -> float conversion, which matters on full-resolution inputs. x: any shape -> same shape.
+    """
+    return (x - threshold).clamp_(0.0, 1.0).ceil_()
 
 
 def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor, cell: int = 1) -> torch.Tensor:
@@ -119,13 +141,49 @@ def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor, cell: int = 1) -
     return count / area
 
 
-def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """Crop every box and resize it to ``size`` x ``size`` in ONE grid_sample call.
+def dihedral_layout(device) -> torch.Tensor:
+    """How each of the 8 dihedral elements (code = 2 k + flip: rot90 by k, then horizontal flip) permutes
+    a separable sampling grid: (8, 3) bool (swap: the x coordinate varies along output rows; rev_x; rev_y).
+
+    Derived by applying torch.rot90 / flip to index grids, so it matches :func:`augment.dihedral` by
+    construction.
+    """
+    n = 3
+    ii = torch.arange(n)[:, None].expand(n, n)  # source row index of output pixel (i, j)
+    jj = torch.arange(n)[None, :].expand(n, n)  # source column index
+    rows = []
+    for code in range(8):
+        k, f = code // 2, code % 2
+        ti, tj = (torch.rot90(t, k, dims=(0, 1)) for t in (ii, jj))
+        if f:
+            ti, tj = ti.flip(-1), tj.flip(-1)
+        swap = bool(tj[0, 0] != tj[1, 0])  # source column changes down the output rows
+        if swap:
+            rev_x, rev_y = bool(tj[0, 0] > tj[-1, 0]), bool(ti[0, 0] > ti[0, -1])
+        else:
+            rev_x, rev_y = bool(tj[0, 0] > tj[0, -1]), bool(ti[0, 0] > ti[-1, 0])
+        rows.append([swap, rev_x, rev_y])
+    return torch.tensor(rows, dtype=torch.bool, device=device)
+
+
+def crop_resize(
+    x: torch.Tensor,
+    boxes: torch.Tensor,
+    size: int,
+    mode: str = "bilinear",
+    k: torch.Tensor | None = None,
+    flip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Crop every box, resize it to ``size`` x ``size`` and (optionally) apply the dihedral transform
+    (rot90 by ``k`` then horizontal flip), all in ONE grid_sample call.
 
     The V boxes of a sample are stacked vertically in one sampling grid, so the (large) input is never
     repeated. Sampling outside the cutout replicates its border (padding_mode="border"; inputs of
     different sizes are padded by replication, so the result equals sampling each cutout alone).
-    x: (B, C, Hp, Wp); boxes: (B, V, 4) pixels -> (B, V, C, size, size).
+    The dihedral transform permutes the sampling grid instead of the output: every output pixel is
+    interpolated from exactly the same coordinates, so the result equals torch.rot90/flip of the plain
+    view bit for bit, at no extra pass over the views.
+    x: (B, C, Hp, Wp); boxes: (B, V, 4) pixels; k: (B, V) long; flip: (B, V) bool -> (B, V, C, size, size).
     """
     b, c, hp, wp = x.shape
     v = boxes.shape[1]
@@ -134,8 +192,20 @@ def crop_resize(x: torch.Tensor, boxes: torch.Tensor, size: int, mode: str = "bi
     side_y = (boxes[..., 3] - boxes[..., 1])[..., None]
     px = boxes[..., 0:1] + base * side_x  # (B, V, S) input pixel coordinates
     py = boxes[..., 1:2] + base * side_y
-    gx = (2 * px / wp - 1)[:, :, None, :].expand(b, v, size, size)
-    gy = (2 * py / hp - 1)[:, :, :, None].expand(b, v, size, size)
-    grid = torch.stack([gx, gy], dim=-1).reshape(b, v * size, size, 2).to(x.dtype)
+    nx, ny = (2 * px / wp - 1).to(x.dtype), (2 * py / hp - 1).to(x.dtype)
+    grid = torch.empty(b, v, size, size, 2, device=x.device, dtype=x.dtype)
+    # Written in place into the interleaved (x, y) grid: no (B, V, S, S) temporaries to stack.
+    if k is None:
+        grid[..., 0].copy_(nx[:, :, None, :].expand(b, v, size, size))
+        grid[..., 1].copy_(ny[:, :, :, None].expand(b, v, size, size))
+    else:
+        layout = dihedral_layout(x.device)[k * 2 + flip.long()]  # (B, V, 3)
+        swap, rev_x, rev_y = (layout[..., i, None] for i in range(3))
+        nx = torch.where(rev_x, nx.flip(-1), nx)
+        ny = torch.where(rev_y, ny.flip(-1), ny)
+        sw = swap[..., None]
+        torch.where(sw, nx[:, :, :, None], nx[:, :, None, :], out=grid[..., 0])
+        torch.where(sw, ny[:, :, None, :], ny[:, :, :, None], out=grid[..., 1])
+    grid = grid.reshape(b, v * size, size, 2)
     out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)  # (B, C, V*S, S)
     return out.reshape(b, c, v, size, size).permute(0, 2, 1, 3, 4)
