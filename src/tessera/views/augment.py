@@ -215,16 +215,30 @@ def photometric(
     noise_generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Asinh -> noise -> banding -> flux on resized, dihedral-transformed views, then clamp to [0, 1],
-    for all views in one pass per operator, with per-view regime constants.
+    for all views in one pass per operator, with per-view regime constants, updating ``x`` in place.
 
+    Same operators as :func:`asinh_stretch`, :func:`gaussian_noise`, :func:`banding` and
+    :func:`flux_perturbation` (up to float rounding of the in-place forms), but without full-size
+    temporaries: on CPU, freshly allocated view-sized buffers cost page faults comparable to the math.
+    Unselected views are left bit-for-bit unchanged by every operator.
     ``noise_generator=None`` skips the noise draw (no regime has noise). x: (N, C, S, S) in [0, 1];
-    noise_sigma, flux_k: (N,) -> (N, C, S, S) in [0, 1].
+    noise_sigma, flux_k: (N,) -> x (N, C, S, S) in [0, 1].
     """
-    x = asinh_stretch(x, p.alpha, p.asinh)
+    if x.device.type == "cpu":
+        idx = p.asinh.nonzero(as_tuple=True)[0]
+        if idx.numel():
+            x.index_copy_(0, idx, _asinh_unit(x[idx], p.alpha[idx][:, None, None, None].to(x.dtype)))
+    else:
+        x = asinh_stretch(x, p.alpha, p.asinh)
     if noise_generator is not None:
         z = torch.randn(x.shape, generator=noise_generator, device=noise_generator.device, dtype=x.dtype).to(x.device)
-        x = gaussian_noise(x, noise_sigma, p.noise, z)
+        x.addcmul_(z, (noise_sigma * p.noise.to(x.dtype))[:, None, None, None])  # + 0 * z where not applied
+        del z
     if p.band_offset.shape[1]:
-        x = banding(x, p.band_vertical, p.band_start, p.band_width, p.band_offset)
-    x = flux_perturbation(x, p.flux_factor, p.flux, flux_k)
+        rows, cols = band_lines(x.shape[-1], p.band_vertical, p.band_start, p.band_width, p.band_offset)
+        x.add_(rows[:, None, :, None]).add_(cols[:, None, None, :])  # zero lines add exactly 0
+    # Flux: x += x * [x < T] * (f - 1), i.e. x f below T and x elsewhere (f = 1 where not applied).
+    f = torch.where(p.flux, p.flux_factor.to(x.dtype), torch.ones_like(p.flux_factor, dtype=x.dtype))
+    below = (flux_threshold(x, flux_k) - x).clamp_(0.0, 1.0).ceil_()  # 1.0 iff x < T
+    x.addcmul_(x, below.mul_((f - 1)[:, None, None, None]))
     return x.clamp_(0.0, 1.0)

@@ -193,19 +193,35 @@ def crop_resize(
     px = boxes[..., 0:1] + base * side_x  # (B, V, S) input pixel coordinates
     py = boxes[..., 1:2] + base * side_y
     nx, ny = (2 * px / wp - 1).to(x.dtype), (2 * py / hp - 1).to(x.dtype)
-    grid = torch.empty(b, v, size, size, 2, device=x.device, dtype=x.dtype)
-    # Written in place into the interleaved (x, y) grid: no (B, V, S, S) temporaries to stack.
-    if k is None:
-        grid[..., 0].copy_(nx[:, :, None, :].expand(b, v, size, size))
-        grid[..., 1].copy_(ny[:, :, :, None].expand(b, v, size, size))
-    else:
+    xs = ys = None
+    if k is not None:
+        # Separable grid: component = row term (varies down i) + column term (varies along j), one of
+        # them zero; adding 0.0 is exact, so no bool select over the full grid is needed.
         layout = dihedral_layout(x.device)[k * 2 + flip.long()]  # (B, V, 3)
         swap, rev_x, rev_y = (layout[..., i, None] for i in range(3))
-        nx = torch.where(rev_x, nx.flip(-1), nx)
+        nx = torch.where(rev_x, nx.flip(-1), nx)  # (B, V, S): small, so the bool select is cheap
         ny = torch.where(rev_y, ny.flip(-1), ny)
-        sw = swap[..., None]
-        torch.where(sw, nx[:, :, :, None], nx[:, :, None, :], out=grid[..., 0])
-        torch.where(sw, ny[:, :, None, :], ny[:, :, :, None], out=grid[..., 1])
-    grid = grid.reshape(b, v * size, size, 2)
-    out = F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)  # (B, C, V*S, S)
-    return out.reshape(b, c, v, size, size).permute(0, 2, 1, 3, 4)
+        swap = swap.to(x.dtype)
+        xs, ys = swap, 1 - swap
+    out = torch.empty(b, v, c, size, size, device=x.device, dtype=x.dtype)
+    # Chunks of samples on CPU: a full-batch grid (tens of MB) would be freshly page-faulted memory on
+    # every call, costing more than the sampling; small chunks are reused by the allocator.
+    step = b if x.device.type != "cpu" else max(1, CROP_CHUNK // v)
+    for lo in range(0, b, step):
+        hi = min(b, lo + step)
+        n = hi - lo
+        grid = torch.empty(n, v, size, size, 2, device=x.device, dtype=x.dtype)
+        if xs is None:
+            grid[..., 0].copy_(nx[lo:hi, :, None, :].expand(n, v, size, size))
+            grid[..., 1].copy_(ny[lo:hi, :, :, None].expand(n, v, size, size))
+        else:
+            sw, ns = xs[lo:hi], ys[lo:hi]  # (n, V, 1): 1 where the x coordinate varies down the rows
+            torch.add((nx[lo:hi] * sw)[..., :, None], (nx[lo:hi] * ns)[..., None, :], out=grid[..., 0])
+            torch.add((ny[lo:hi] * ns)[..., :, None], (ny[lo:hi] * sw)[..., None, :], out=grid[..., 1])
+        part = F.grid_sample(x[lo:hi], grid.reshape(n, v * size, size, 2), mode=mode, padding_mode="border",
+                             align_corners=False)  # (n, C, V*S, S)
+        out[lo:hi] = part.reshape(n, c, v, size, size).transpose(1, 2)
+    return out
+
+
+CROP_CHUNK = 16  # views per grid_sample call on CPU (grid 16 x 224 x 224 x 2 float32 = 6 MiB)
