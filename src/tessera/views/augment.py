@@ -207,6 +207,11 @@ def cat_params(params: list[AugmentParams]) -> AugmentParams:
     return AugmentParams(**out)
 
 
+def slice_params(p: AugmentParams, sl: slice) -> AugmentParams:
+    """The params of views ``sl`` (a slice along the leading view dimension)."""
+    return AugmentParams(**{name: getattr(p, name)[sl] for name in AugmentParams.__dataclass_fields__})
+
+
 def photometric(
     x: torch.Tensor,
     p: AugmentParams,

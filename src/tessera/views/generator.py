@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from tessera.errors import TesseraError
 from tessera.views.anchors import propose_anchors
-from tessera.views.augment import AugmentParams, cat_params, photometric, sample_augment_params
+from tessera.views.augment import AugmentParams, cat_params, photometric, sample_augment_params, slice_params
 from tessera.views.config import AugmentConfig, ViewConfig
 from tessera.views.geometry import (
     box_bright_fraction,
@@ -34,6 +34,7 @@ from tessera.views.geometry import (
 )
 
 Branch = Literal["reconstruction", "contrastive"]
+PHOTOMETRIC_CHUNK = 16  # views per photometric pass on CPU (16 x 224 x 224 float32 = 3 MiB temporaries)
 BRANCHES = ("reconstruction", "contrastive")
 
 
@@ -157,7 +158,13 @@ class ViewGenerator:
         flux_k = torch.tensor([r.flux_threshold_k for r, _ in regimes], device=device).repeat(b)
         noisy = any(r.p_noise > 0 and r.noise_sigma > 0 for r, _ in regimes)
         noise_gen = device_generator(generator, device) if noisy else None
-        views = photometric(views.flatten(0, 1), p, sigma, flux_k, noise_gen).view(views.shape)
+        flat = views.flatten(0, 1)
+        # Chunks of views on CPU keep the operators' temporaries (noise field, masks) small enough for
+        # the allocator to reuse instead of page-faulting fresh memory on every call.
+        step = flat.shape[0] if device.type != "cpu" else PHOTOMETRIC_CHUNK
+        for lo in range(0, flat.shape[0], step):
+            sl = slice(lo, lo + step)
+            photometric(flat[sl], slice_params(p, sl), sigma[sl], flux_k[sl], noise_gen)
         applied = applied_flags(params)
         return ViewBatch(views, boxes, sample_boxes, roi, anchors, wide_field, nonempty, hw, applied, k, flip)
 
