@@ -89,7 +89,8 @@ def bright_integral(x: torch.Tensor, threshold: float, cell: int = 1) -> torch.T
     # A few cutouts at a time: full-batch full-resolution temporaries (tens of MB) are freshly mapped
     # (page-faulted) memory on every call, which costs more than the arithmetic on CPU.
     counts = torch.cat([bright_cell_counts(part, threshold, cell) for part in x.split(CHUNK)])
-    sat = counts.cumsum(dim=2).cumsum(dim=1)  # float32 is exact for counts below 2**24
+    # Both cumulative sums along the contiguous last dim (a strided cumsum is several times slower).
+    sat = counts.cumsum(dim=2).transpose(1, 2).contiguous().cumsum(dim=2).transpose(1, 2)  # exact below 2**24
     return F.pad(sat, (1, 0, 1, 0))
 
 
@@ -197,16 +198,21 @@ def crop_resize(
     px = boxes[..., 0:1] + base * side_x  # (B, V, S) input pixel coordinates
     py = boxes[..., 1:2] + base * side_y
     nx, ny = (2 * px / wp - 1).to(x.dtype), (2 * py / hp - 1).to(x.dtype)
-    xs = ys = None
-    if k is not None:
-        # Separable grid: component = row term (varies down i) + column term (varies along j), one of
-        # them zero; adding 0.0 is exact, so no bool select over the full grid is needed.
+    if k is None:
+        swap = torch.zeros(b, v, 1, device=x.device, dtype=x.dtype)
+    else:
         layout = dihedral_layout(x.device)[k * 2 + flip.long()]  # (B, V, 3)
         swap, rev_x, rev_y = (layout[..., i, None] for i in range(3))
         nx = torch.where(rev_x, nx.flip(-1), nx)  # (B, V, S): small, so the bool select is cheap
         ny = torch.where(rev_y, ny.flip(-1), ny)
         swap = swap.to(x.dtype)
-        xs, ys = swap, 1 - swap
+    # Separable grid: grid[i, j] = row[i] + col[j] per (x, y) component, where for each component one
+    # of the two terms is zero (adding 0.0 is exact). One broadcast add writes the contiguous grid.
+    # Component planes (x then y) are written contiguously (vectorized) and handed to grid_sample as a
+    # strided (n, V*S, S, 2) view: an interleaved (..., 2) layout would cost a slow inner-2 write.
+    keep = 1 - swap
+    row = torch.stack([nx * swap, ny * keep], 1)  # (B, 2, V, S): terms varying down the output rows
+    col = torch.stack([nx * keep, ny * swap], 1)  # terms varying along the output columns
     out = torch.empty(b, v, c, size, size, device=x.device, dtype=x.dtype)
     # Chunks of samples on CPU: a full-batch grid (tens of MB) would be freshly page-faulted memory on
     # every call, costing more than the sampling; small chunks are reused by the allocator.
@@ -214,16 +220,9 @@ def crop_resize(
     for lo in range(0, b, step):
         hi = min(b, lo + step)
         n = hi - lo
-        grid = torch.empty(n, v, size, size, 2, device=x.device, dtype=x.dtype)
-        if xs is None:
-            grid[..., 0].copy_(nx[lo:hi, :, None, :].expand(n, v, size, size))
-            grid[..., 1].copy_(ny[lo:hi, :, :, None].expand(n, v, size, size))
-        else:
-            sw, ns = xs[lo:hi], ys[lo:hi]  # (n, V, 1): 1 where the x coordinate varies down the rows
-            torch.add((nx[lo:hi] * sw)[..., :, None], (nx[lo:hi] * ns)[..., None, :], out=grid[..., 0])
-            torch.add((ny[lo:hi] * ns)[..., :, None], (ny[lo:hi] * sw)[..., None, :], out=grid[..., 1])
-        part = F.grid_sample(x[lo:hi], grid.reshape(n, v * size, size, 2), mode=mode, padding_mode="border",
-                             align_corners=False)  # (n, C, V*S, S)
+        planes = row[lo:hi, :, :, :, None] + col[lo:hi, :, :, None, :]  # (n, 2, V, S, S)
+        grid = planes.permute(0, 2, 3, 4, 1).flatten(1, 2)  # (n, V*S, S, 2) view, no copy
+        part = F.grid_sample(x[lo:hi], grid, mode=mode, padding_mode="border", align_corners=False)  # (n, C, V*S, S)
         out[lo:hi] = part.reshape(n, c, v, size, size).transpose(1, 2)
     return out
 
