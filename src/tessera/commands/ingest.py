@@ -28,9 +28,8 @@ def add_arguments(parser):
     parser.add_argument("--gray", action="store_true", help="convert color images to one luma channel")
     parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    add_config_arguments(parser)
     # The inputs are greedy, so key=value overrides land there; run() separates them.
-    parser.set_defaults(overrides=[])
+    add_config_arguments(parser, example="shard_size=128")
 
 
 def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
@@ -67,7 +66,7 @@ def run(args) -> int:
     from tessera.corpus.ingest import run_ingest
 
     inputs, overrides = split_overrides(list(args.inputs))
-    overrides = list(args.overrides) + overrides
+    overrides = list(args.overrides or []) + overrides
     flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source}
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.gray:
