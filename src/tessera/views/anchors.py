@@ -39,15 +39,20 @@ def register_anchor(name: str) -> Callable[[AnchorFn], AnchorFn]:
     return wrap
 
 
-def propose_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
-    """Anchors of a same-size batch with the configured strategy. x: (N, C, H, W) -> (N, 2) (x, y) pixels."""
+def propose_anchors(
+    x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator, stats: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
+    """Anchors of a same-size batch with the configured strategy. x: (N, C, H, W) -> (N, 2) (x, y) pixels.
+
+    ``stats``: precomputed :func:`radio_stats` of x (radio strategy only), so a caller that scans the
+    full-resolution cutouts anyway can share the pass."""
     try:
         fn = ANCHOR_REGISTRY[cfg.strategy]
     except KeyError:
         raise ConfigError(
             f"config key 'anchors.strategy': unknown strategy {cfg.strategy!r} (known: {', '.join(ANCHOR_REGISTRY)})"
         ) from None
-    return fn(x, cfg, generator)
+    return fn(x, cfg, generator) if stats is None else fn(x, cfg, generator, stats=stats)
 
 
 @register_anchor("center")
@@ -162,31 +167,61 @@ def zscore_select(
     return torch.stack(tiles, 1), torch.stack(local, 1), torch.stack(valid, 1)
 
 
-def fast_candidates(intensity: torch.Tensor, cfg: AnchorConfig):
+STATS_CHUNK = 2  # cutouts per pass group: one 512 x 512 cutout (1 MiB) stays cache-resident for all passes
+
+
+def detection_image(x: torch.Tensor) -> torch.Tensor:
+    """The image anchors are found on: the channel mean (radio: C = 1, no copy). x: (N, C, H, W) -> (N, H, W)."""
+    return x[:, 0] if x.shape[1] == 1 else x.mean(dim=1)
+
+
+def radio_stats(x: torch.Tensor, cfg: AnchorConfig) -> tuple[torch.Tensor, ...] | None:
+    """The full-resolution statistics of :func:`radio_anchors` for a chunk of cutouts, or None when the
+    strategy does not use them (another strategy, or tile grids that do not divide the cutout).
+    x: (n, C, H, W) -> see :func:`full_res_stats`."""
+    if cfg.strategy != "radio" or not tiles_divide(x.shape[-2], x.shape[-1], cfg):
+        return None
+    return full_res_stats(detection_image(x), cfg.z_grid)
+
+
+def full_res_stats(intensity: torch.Tensor, g: int) -> tuple[torch.Tensor, ...]:
+    """Every full-resolution statistic the radio anchors need, in contiguous reductions over one chunk.
+
+    intensity: (n, H, W) with H, W divisible by g -> tile max (n, g, g), tile sum (n, g, g), global min (n,),
+    sum of squares (n,).
+    """
+    n, h, w = intensity.shape
+    th, tw = h // g, w // g
+    rows = intensity.reshape(n, h, g, tw)  # one tile row segment per (row, tile column)
+    zmax = rows.amax(-1).reshape(n, g, th, g).amax(2)
+    sums = rows.sum(-1).reshape(n, g, th, g).sum(2)
+    flat = intensity.reshape(n, h * w)
+    return zmax, sums, flat.amin(1), torch.linalg.vector_norm(flat, 2, dim=1).square()
+
+
+def fast_candidates(intensity: torch.Tensor, cfg: AnchorConfig, stats: tuple[torch.Tensor, ...] | None = None):
     """Both candidate sets and the global statistics from reshape-based tile reductions (:func:`tiles_divide`).
 
     Same values as :func:`zscore_peak_candidates` / :func:`mean_tile_candidates`, but each full-resolution
     pass is a contiguous reduction over one tile row (a few ms per 32 x 512 x 512 batch on one core,
     against ~5x that for adaptive pooling with indices); the peak position is then looked up inside the
-    K_z chosen tiles only. intensity: (N, H, W) -> (z_xy, z_local, z_valid, m_xy, m_local, gpeak, peak_xy, flat).
+    K_z chosen tiles only. ``stats``: precomputed :func:`full_res_stats`.
+    intensity: (N, H, W) -> (z_xy, z_local, z_valid, m_xy, m_local, gpeak, peak_xy, flat).
     """
     n, h, w = intensity.shape
     gz, gm = cfg.z_grid, cfg.mean_grid
     th, tw = h // gz, w // gz
-    rows = intensity.reshape(n, h, gz, tw)  # one z-tile row segment per (row, tile column)
-    zmax = rows.amax(-1).reshape(n, gz, th, gz).amax(2)  # (N, gz, gz) tile peaks
-    sums = rows.sum(-1).reshape(n, gz, th, gz).sum(2)  # (N, gz, gz) tile sums
-    flat = intensity.reshape(n, h * w)
+    if stats is None:
+        stats = tuple(torch.cat(t) for t in zip(*(full_res_stats(part, gz) for part in intensity.split(STATS_CHUNK))))
+    zmax, sums, gmin, sumsq = stats
     total = sums.flatten(1).sum(1)
-    gmin = flat.amin(1)
     # Mean-|intensity| score: |x| = x for the usual [0, 1] inputs, so the tile sums serve; signed data
     # pays one |x| pass (always on accelerators, where checking would cost a host sync).
     if intensity.device.type == "cpu" and bool((gmin >= 0).all()):
         l1 = sums
     else:
-        l1 = rows.abs().sum(-1).reshape(n, gz, th, gz).sum(2)
+        l1 = intensity.abs().reshape(n, h, gz, tw).sum(-1).reshape(n, gz, th, gz).sum(2)
     mean = total / (h * w)
-    sumsq = torch.linalg.vector_norm(flat, 2, dim=1).square()
     var = ((sumsq - total * mean) / max(h * w - 1, 1)).clamp(min=0)
     std = var.sqrt()
     peak = zmax.flatten(1)
@@ -214,12 +249,16 @@ def fast_candidates(intensity: torch.Tensor, cfg: AnchorConfig):
 
 
 @register_anchor("radio")
-def radio_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
-    """The seed's two-heuristic anchor proposal (module docstring). x: (N, C, H, W) -> (N, 2) (x, y)."""
+def radio_anchors(
+    x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator, stats: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
+    """The seed's two-heuristic anchor proposal (module docstring). x: (N, C, H, W) -> (N, 2) (x, y).
+
+    ``stats``: precomputed :func:`radio_stats` (optional)."""
     n, _, h, w = x.shape
-    intensity = x[:, 0] if x.shape[1] == 1 else x.mean(dim=1)  # detection image: channel mean (radio C = 1)
+    intensity = detection_image(x)
     if tiles_divide(h, w, cfg):
-        z_xy, z_local, z_valid, m_xy, m_local, gpeak, peak_xy, flat = fast_candidates(intensity, cfg)
+        z_xy, z_local, z_valid, m_xy, m_local, gpeak, peak_xy, flat = fast_candidates(intensity, cfg, stats)
     else:
         z_xy, z_local, z_valid = zscore_peak_candidates(intensity, cfg)
         m_xy, m_local = mean_tile_candidates(intensity, cfg)

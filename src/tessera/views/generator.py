@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 
 from tessera.errors import TesseraError
-from tessera.views.anchors import propose_anchors
+from tessera.views.anchors import propose_anchors, radio_stats
 from tessera.views.augment import AugmentParams, cat_params, photometric, sample_augment_params, slice_params
 from tessera.views.config import AugmentConfig, ViewConfig
 from tessera.views.geometry import (
     box_bright_fraction,
     box_ioa,
     box_side,
+    bright_cell_counts,
     bright_indicator,
     bright_integral,
     crop_resize,
@@ -30,10 +31,12 @@ from tessera.views.geometry import (
     rand,
     roi_around_anchor,
     square_in_box,
+    summed_area,
     uniform,
 )
 
 Branch = Literal["reconstruction", "contrastive"]
+SCAN_CHUNK = 2  # cutouts per full-resolution scan step on CPU (2 x 512 x 512 float32 = 2 MiB)
 PHOTOMETRIC_CHUNK = 16  # views per photometric pass on CPU (16 x 224 x 224 float32 = 3 MiB temporaries)
 BRANCHES = ("reconstruction", "contrastive")
 
@@ -130,9 +133,10 @@ class ViewGenerator:
         same_size = isinstance(images, torch.Tensor) or len({tuple(im.shape[-2:]) for im in images}) == 1
         x, hw = stack_padded(images)
         device = x.device
-        anchors = self.anchors(x, hw, generator, same_size)
+        stats, sat = self.scan(x, same_size)
+        anchors = self.anchors(x, hw, generator, same_size, stats)
         if self.branch == "reconstruction":
-            roi, boxes, wide_field = self.reconstruction_boxes(x, anchors, hw, generator)
+            roi, boxes, wide_field = self.reconstruction_boxes(x, anchors, hw, generator, sat)
         else:
             roi, boxes = self.contrastive_boxes(anchors, hw, generator)
             wide_field = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
@@ -168,12 +172,43 @@ class ViewGenerator:
         applied = applied_flags(params)
         return ViewBatch(views, boxes, sample_boxes, roi, anchors, wide_field, nonempty, hw, applied, k, flip)
 
-    def anchors(self, x: torch.Tensor, hw: torch.Tensor, generator: torch.Generator, same_size: bool = False) -> torch.Tensor:
+    def informativeness_cell(self, x: torch.Tensor) -> int:
+        """Cell side of the bright-pixel table: ~1/128 of the cutout side, exact enough for a heuristic."""
+        return max(1, -(-max(x.shape[-2:]) // 128))
+
+    def scan(self, x: torch.Tensor, same_size: bool) -> tuple[tuple[torch.Tensor, ...] | None, torch.Tensor | None]:
+        """ONE pass over the full-resolution cutouts, a few at a time so each chunk stays cache-resident
+        for all its reductions (on CPU, reading the batch from memory dominates these cheap reductions):
+        the radio anchors' tile statistics (anchors.radio_stats, same-size batches) and, for the
+        reconstruction branch, the bright-pixel summed-area table. x: (B, C, Hp, Wp) -> (stats | None, sat | None).
+        """
+        want_stats = same_size and radio_stats(x[:1], self.cfg.anchors) is not None
+        want_sat = self.branch == "reconstruction"
+        if not (want_stats or want_sat):
+            return None, None
+        cell, thr = self.informativeness_cell(x), self.cfg.nonempty.threshold
+        step = x.shape[0] if x.device.type != "cpu" else SCAN_CHUNK
+        stats, counts = [], []
+        for part in x.split(step):
+            if want_stats:
+                stats.append(radio_stats(part, self.cfg.anchors))
+            if want_sat:
+                counts.append(bright_cell_counts(part, thr, cell))
+        return (
+            tuple(torch.cat(t) for t in zip(*stats)) if want_stats else None,
+            summed_area(torch.cat(counts)) if want_sat else None,
+        )
+
+    def anchors(
+        self, x: torch.Tensor, hw: torch.Tensor, generator: torch.Generator, same_size: bool = False,
+        stats: tuple[torch.Tensor, ...] | None = None,
+    ) -> torch.Tensor:
         """Anchors per sample, computed per group of equal cutout size. x: (B, C, Hp, Wp) -> (B, 2).
 
-        ``same_size``: all cutouts are known to fill x (no host sync to find the groups)."""
+        ``same_size``: all cutouts are known to fill x (no host sync to find the groups); ``stats``:
+        their precomputed anchors.radio_stats."""
         if same_size:
-            return propose_anchors(x, self.cfg.anchors, generator)  # common case: no copy
+            return propose_anchors(x, self.cfg.anchors, generator, stats)  # common case: no copy
         out = torch.zeros(x.shape[0], 2, device=x.device)
         sizes = [tuple(s) for s in hw.tolist()]
         if len(set(sizes)) == 1 and sizes[0] == tuple(x.shape[-2:]):
@@ -188,7 +223,7 @@ class ViewGenerator:
         frac = uniform(generator, (anchors.shape[0],), *self.cfg.roi_side, anchors.device)
         return roi_around_anchor(anchors, frac, hw)
 
-    def reconstruction_boxes(self, x, anchors, hw, generator):
+    def reconstruction_boxes(self, x, anchors, hw, generator, sat=None):
         """Seed 000 §6.1: wide-field crop of the full cutout (p_global), else a "global-tight" crop inside
         an anchored ROI, redrawn up to crop_attempts times while it is uninformative (first informative
         draw wins, else the brightest). -> roi (B, 4), boxes (B, 1, 4), wide_field (B,) bool."""
@@ -204,9 +239,11 @@ class ViewGenerator:
             roi[:, None].expand(b, a, 4), uniform(generator, (b, a), *cfg.recon_scale, dev), rand(generator, (b, a, 2), dev)
         )
         # Informativeness from a summed-area table on cells of ~1/128 of the cutout side: exact enough
-        # for a heuristic, and one cheap pass instead of a crop per attempt.
-        cell = max(1, -(-max(x.shape[-2:]) // 128))
-        frac = box_bright_fraction(bright_integral(x, cfg.nonempty.threshold, cell), cand, cell)  # (B, A)
+        # for a heuristic, and one cheap pass (shared with the anchors' scan) instead of a crop per attempt.
+        cell = self.informativeness_cell(x)
+        if sat is None:
+            sat = bright_integral(x, cfg.nonempty.threshold, cell)
+        frac = box_bright_fraction(sat, cand, cell)  # (B, A)
         ok = frac >= cfg.nonempty.min_fraction
         order = torch.arange(a, 0, -1, device=dev).float()  # prefer the earliest informative draw
         pick = torch.where(ok.any(1), (ok.float() * order).argmax(1), frac.argmax(1))

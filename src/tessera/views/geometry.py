@@ -88,7 +88,11 @@ def bright_integral(x: torch.Tensor, threshold: float, cell: int = 1) -> torch.T
     """
     # A few cutouts at a time: full-batch full-resolution temporaries (tens of MB) are freshly mapped
     # (page-faulted) memory on every call, which costs more than the arithmetic on CPU.
-    counts = torch.cat([bright_cell_counts(part, threshold, cell) for part in x.split(CHUNK)])
+    return summed_area(torch.cat([bright_cell_counts(part, threshold, cell) for part in x.split(CHUNK)]))
+
+
+def summed_area(counts: torch.Tensor) -> torch.Tensor:
+    """Summed-area table with a zero first row and column. counts: (B, h, w) -> (B, h + 1, w + 1)."""
     # Both cumulative sums along the contiguous last dim (a strided cumsum is several times slower).
     sat = counts.cumsum(dim=2).transpose(1, 2).contiguous().cumsum(dim=2).transpose(1, 2)  # exact below 2**24
     return F.pad(sat, (1, 0, 1, 0))
