@@ -21,8 +21,8 @@ from torch import nn
 from tessera.evaluate.features import d4_batch
 from tessera.evaluate.folds import balanced_class_weights
 from tessera.evaluate.linear import cosine_with_warmup, epoch_plan
+from tessera.train.optim import is_no_decay
 
-NO_DECAY_KEYS = ("pos_embed", "position_embedding", "cls_token", "register", "mask_token")
 
 
 def make_head(dim: int, n_classes: int, dropout: float, seed: int) -> nn.Sequential:
@@ -36,18 +36,13 @@ def layer_lr_scale(layer_id: int, num_layers: int, decay: float) -> float:
     return decay ** (num_layers + 1 - layer_id)
 
 
-def takes_weight_decay(name: str, param: torch.Tensor) -> bool:
-    """Biases, norm weights (1-D), position embeddings, CLS and register tokens take no weight decay (DESIGN §7)."""
-    return param.ndim > 1 and not any(key in name for key in NO_DECAY_KEYS)
-
-
 def param_groups(encoder, head: nn.Module, cfg) -> list[dict]:
     """AdamW groups with per-layer lr and weight decay; each group records ``layer_id`` (head: -1) for inspection."""
     groups: dict[tuple, dict] = {}
     for name, p in encoder.module.named_parameters():
         p.requires_grad_(True)
         layer_id = int(encoder.layer_id_of(name))
-        wd = takes_weight_decay(name, p)
+        wd = not is_no_decay(name, p)
         key = (layer_id, wd)
         if key not in groups:
             groups[key] = {
@@ -58,7 +53,7 @@ def param_groups(encoder, head: nn.Module, cfg) -> list[dict]:
         groups[key]["params"].append(p)
         groups[key]["names"].append(name)
     for name, p in head.named_parameters():
-        wd = takes_weight_decay(name, p)
+        wd = not is_no_decay(name, p)
         key = ("head", wd)
         groups.setdefault(key, {"params": [], "names": [], "layer_id": -1, "lr": cfg.lr * cfg.head_lr_mult,
                                 "weight_decay": cfg.weight_decay if wd else 0.0})

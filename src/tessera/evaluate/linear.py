@@ -19,19 +19,12 @@ from torch import nn
 
 from tessera.evaluate.features import D4_SIZE, d4_batch, embed_images
 from tessera.evaluate.folds import balanced_class_weights
+from tessera.train.optim import WarmupCosine
 
 
-def cosine_with_warmup(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
+def cosine_with_warmup(total_steps: int, warmup_ratio: float) -> WarmupCosine:
     """lr multiplier for step s: linear warmup over ceil(ratio * total) steps, then cosine decay to 0."""
-    warmup = int(math.ceil(warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+    return WarmupCosine(total_steps, math.ceil(warmup_ratio * total_steps))
 
 
 def epoch_plan(n: int, generator: torch.Generator, n_elements: int = D4_SIZE) -> tuple[np.ndarray, np.ndarray]:
