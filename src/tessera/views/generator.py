@@ -1,9 +1,16 @@
 """The batched view generator: whole batches as tensors, on CPU or CUDA unchanged.
 
-Per call: anchors from tile statistics (anchors.py) -> per-sample ROI and crop boxes as tensors
-(geometry.py; seed 000 §6.1 reconstruction, §7.1 contrastive) -> affine jitter folded into the boxes ->
-ONE grid_sample per batch for crop + resize -> exact dihedral transform -> non-empty flags ->
-photometric augmentations with per-sample parameters (augment.py) -> clamp to [0, 1].
+Per call: one scan of the full-resolution cutouts (radio tile statistics + the reconstruction
+informativeness table) -> anchors (anchors.py) -> per-sample ROI and crop boxes as tensors (geometry.py;
+seed 000 §6.1 reconstruction, §7.1 contrastive) -> affine jitter folded into the boxes -> crop + resize +
+exact dihedral transform in ONE grid_sample (the dihedral element permutes the sampling grid) -> non-empty
+flags -> photometric augmentations of all B * V views at once with per-view parameters (augment.py) ->
+clamp to [0, 1].
+
+CPU speed notes (benchmarks/views.py): no host syncs in the common path; full-size temporaries are avoided
+or processed in small chunks (fresh tens-of-MB buffers are page-faulted on every call and cost more than the
+arithmetic); bool masks over full images are replaced by float 0/1 arithmetic or byte masks. On an
+accelerator the chunking is off and masks replace index selection, so nothing waits on the host.
 """
 
 from __future__ import annotations

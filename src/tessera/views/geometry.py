@@ -150,7 +150,18 @@ def box_bright_fraction(sat: torch.Tensor, boxes: torch.Tensor, cell: int = 1) -
     return count / area
 
 
+_LAYOUTS: dict[str, torch.Tensor] = {}
+
+
 def dihedral_layout(device) -> torch.Tensor:
+    """:func:`dihedral_table` on ``device``, cached (no host-to-device copy per call)."""
+    key = str(device)
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = dihedral_table().to(device)
+    return _LAYOUTS[key]
+
+
+def dihedral_table() -> torch.Tensor:
     """How each of the 8 dihedral elements (code = 2 k + flip: rot90 by k, then horizontal flip) permutes
     a separable sampling grid: (8, 3) bool (swap: the x coordinate varies along output rows; rev_x; rev_y).
 
@@ -172,7 +183,7 @@ def dihedral_layout(device) -> torch.Tensor:
         else:
             rev_x, rev_y = bool(tj[0, 0] > tj[0, -1]), bool(ti[0, 0] > ti[-1, 0])
         rows.append([swap, rev_x, rev_y])
-    return torch.tensor(rows, dtype=torch.bool, device=device)
+    return torch.tensor(rows, dtype=torch.bool)
 
 
 def crop_resize(
@@ -226,6 +237,8 @@ def crop_resize(
         n = hi - lo
         planes = row[lo:hi, :, :, :, None] + col[lo:hi, :, :, None, :]  # (n, 2, V, S, S)
         grid = planes.permute(0, 2, 3, 4, 1).flatten(1, 2)  # (n, V*S, S, 2) view, no copy
+        if x.device.type != "cpu":
+            grid = grid.contiguous()  # cheap there; keeps accelerator kernels on their usual layout
         part = F.grid_sample(x[lo:hi], grid, mode=mode, padding_mode="border", align_corners=False)  # (n, C, V*S, S)
         out[lo:hi] = part.reshape(n, c, v, size, size).transpose(1, 2)
     return out
