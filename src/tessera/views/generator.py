@@ -44,7 +44,9 @@ from tessera.views.geometry import (
 
 Branch = Literal["reconstruction", "contrastive"]
 SCAN_CHUNK = 2  # cutouts per full-resolution scan step on CPU (2 x 512 x 512 float32 = 2 MiB)
-PHOTOMETRIC_CHUNK = 16  # views per photometric pass on CPU (16 x 224 x 224 float32 = 3 MiB temporaries)
+# Views per photometric pass on CPU (8 x 224 x 224 float32 = 1.5 MiB temporaries): temporaries well below
+# the view tensor's size are reused by the allocator instead of being freshly page-faulted on every call.
+PHOTOMETRIC_CHUNK = 8
 BRANCHES = ("reconstruction", "contrastive")
 
 
@@ -285,8 +287,15 @@ class ViewGenerator:
 
     def nonempty(self, views: torch.Tensor) -> torch.Tensor:
         """Non-empty criterion on [0, 1] geometric views (config.NonEmptyConfig). views: (B, V, C, S, S) -> (B, V)."""
-        peak = views[:, :, 0] if views.shape[2] == 1 else views.amax(dim=2)
-        bright = bright_indicator(peak, self.cfg.nonempty.threshold).mean(dim=(-2, -1))
+        b, v = views.shape[:2]
+        flat = views.flatten(0, 1)
+        # A few views at a time on CPU: a view-sized temporary would be page-faulted on every call.
+        step = flat.shape[0] if flat.device.type != "cpu" else PHOTOMETRIC_CHUNK
+        parts = []
+        for part in flat.split(step):
+            peak = part[:, 0] if part.shape[1] == 1 else part.amax(dim=1)
+            parts.append(bright_indicator(peak, self.cfg.nonempty.threshold).mean(dim=(-2, -1)))
+        bright = torch.cat(parts).view(b, v)
         return bright >= self.cfg.nonempty.min_fraction
 
 
