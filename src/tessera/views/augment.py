@@ -54,11 +54,11 @@ def asinh_stretch(x: torch.Tensor, alpha: torch.Tensor, apply: torch.Tensor) -> 
     return out
 
 
-def _asinh_unit(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """asinh(a x) / asinh(a) for x >= 0. x: (N, C, S, S); a: (N, 1, 1, 1)."""
-    y = x * a
+def _asinh_unit(x: torch.Tensor, a: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """asinh(a x) / asinh(a) for x >= 0 (into x itself when ``inplace``). x: (N, C, S, S); a: (N, 1, 1, 1)."""
+    y = x.mul_(a) if inplace else x * a
     out = y.square().add_(1.0).sqrt_().add_(y).log_()
-    return out.div_(torch.asinh(a))
+    return y.copy_(out.div_(torch.asinh(a))) if inplace else out.div_(torch.asinh(a))
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -232,7 +232,7 @@ def photometric(
     if x.device.type == "cpu":
         idx = p.asinh.nonzero(as_tuple=True)[0]
         if idx.numel():
-            x.index_copy_(0, idx, _asinh_unit(x[idx], p.alpha[idx][:, None, None, None].to(x.dtype)))
+            x.index_copy_(0, idx, _asinh_unit(x[idx], p.alpha[idx][:, None, None, None].to(x.dtype), inplace=True))
     else:
         x = asinh_stretch(x, p.alpha, p.asinh)
     if noise_generator is not None:
@@ -242,8 +242,19 @@ def photometric(
     if p.band_offset.shape[1]:
         rows, cols = band_lines(x.shape[-1], p.band_vertical, p.band_start, p.band_width, p.band_offset)
         x.add_(rows[:, None, :, None]).add_(cols[:, None, None, :])  # zero lines add exactly 0
-    # Flux: x += x * [x < T] * (f - 1), i.e. x f below T and x elsewhere (f = 1 where not applied).
-    f = torch.where(p.flux, p.flux_factor.to(x.dtype), torch.ones_like(p.flux_factor, dtype=x.dtype))
-    below = (flux_threshold(x, flux_k) - x).clamp_(0.0, 1.0).ceil_()  # 1.0 iff x < T
-    x.addcmul_(x, below.mul_((f - 1)[:, None, None, None]))
+    if x.device.type == "cpu":  # only the views that draw it (p_flux = 0.5): fewer passes than masking all
+        idx = p.flux.nonzero(as_tuple=True)[0]
+        if idx.numel():
+            x.index_copy_(0, idx, _flux_inplace(x[idx], p.flux_factor[idx], flux_k[idx]))
+    else:
+        f = torch.where(p.flux, p.flux_factor, torch.ones_like(p.flux_factor))
+        _flux_inplace(x, f, flux_k)
     return x.clamp_(0.0, 1.0)
+
+
+def _flux_inplace(x: torch.Tensor, factor: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """x += x * [x < T] * (f - 1), i.e. x f below T = mean + k std and x elsewhere (f = 1: unchanged).
+
+    x: (N, C, S, S), updated in place and returned; factor, k: (N,)."""
+    below = (flux_threshold(x, k) - x).clamp_(0.0, 1.0).ceil_()  # 1.0 iff x < T
+    return x.addcmul_(x, below.mul_((factor.to(x.dtype) - 1)[:, None, None, None]))
