@@ -193,7 +193,9 @@ def full_res_stats(intensity: torch.Tensor, g: int) -> tuple[torch.Tensor, ...]:
     n, h, w = intensity.shape
     th, tw = h // g, w // g
     rows = intensity.reshape(n, h, g, tw)  # one tile row segment per (row, tile column)
-    zmax = rows.amax(-1).reshape(n, g, th, g).amax(2)
+    # Tile max: first down the th rows of each tile band (a vectorized elementwise max across rows), then
+    # along the tw columns of each tile on th-times less data.
+    zmax = intensity.reshape(n, g, th, w).amax(2).reshape(n, g, g, tw).amax(-1)
     sums = rows.sum(-1).reshape(n, g, th, g).sum(2)
     flat = intensity.reshape(n, h * w)
     return zmax, sums, flat.amin(1), torch.linalg.vector_norm(flat, 2, dim=1).square()
