@@ -101,6 +101,14 @@ def test_projection_output_is_unit_norm():
     torch.testing.assert_close(out["z"].norm(dim=-1), torch.ones(4))
 
 
+def test_projection_batchnorm_is_the_default_and_can_be_ablated():
+    assert isinstance(build_pretrain_model(micro_cfg()).projection.bn, torch.nn.BatchNorm1d)
+    model = build_pretrain_model(micro_cfg(proj_batchnorm=False))
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    z = model(torch.rand(4, 1, 32, 32), "contrastive")["z"]
+    torch.testing.assert_close(z.norm(dim=-1), torch.ones(4))
+
+
 def test_adapter_replicates_channels_and_uses_imagenet_stats_from_checkpoint(tmp_path):
     ckpt = save_tiny_hf_checkpoint(tmp_path / "ckpt", num_channels=3)
     model = build_pretrain_model(micro_cfg(init=str(ckpt)))

@@ -12,14 +12,15 @@ class ProjectionHead(nn.Module):
 
     Linear(D, hidden) -> LayerNorm -> ReLU -> Linear(hidden, out) -> BatchNorm1d, then l2-normalized.
     x: (N, D) -> (N, out). Under DDP the trainer converts the BatchNorm to SyncBatchNorm.
+    ``batchnorm=False`` drops the output BatchNorm (an ablation, not the seed's head).
     """
 
-    def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128):
+    def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128, batchnorm: bool = True):
         super().__init__()
         self.fc1 = nn.Linear(in_dim, hidden_dim)
         self.norm = nn.LayerNorm(hidden_dim)
         self.fc2 = nn.Linear(hidden_dim, out_dim)
-        self.bn = nn.BatchNorm1d(out_dim)
+        self.bn = nn.BatchNorm1d(out_dim) if batchnorm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.norm(self.fc1(x)))

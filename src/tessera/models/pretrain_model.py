@@ -272,5 +272,5 @@ def build_pretrain_model(cfg: ModelConfig, branches: Iterable[str] | None = None
     encoder, decoder = build_encoder(cfg, with_decoder="reconstruction" in wanted)
     projection = None
     if "contrastive" in wanted:
-        projection = ProjectionHead(encoder.hidden_size, cfg.proj_hidden, cfg.proj_dim)
+        projection = ProjectionHead(encoder.hidden_size, cfg.proj_hidden, cfg.proj_dim, cfg.proj_batchnorm)
     return PretrainModel(cfg, encoder, decoder, projection)
