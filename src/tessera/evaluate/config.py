@@ -21,6 +21,9 @@ class LinearConfig:
     warmup_ratio: float = 0.05
     grad_clip: float = 1.0
     batch_size: int = 256
+    # Not the seed's strict probe: z-score each feature with the training fold's mean/std first (MAE's linear
+    # probe does this with a BatchNorm without affine). The classifier stays linear in the features.
+    standardize: bool = False
 
 
 @dataclass
@@ -45,6 +48,7 @@ class KnnConfig:
 
     k: int = 20
     temperature: float = 0.07
+    standardize: bool = False  # z-score with the training fold's mean/std before l2-normalizing (not DINO's k-NN)
 
 
 @dataclass

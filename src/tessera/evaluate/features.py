@@ -148,3 +148,15 @@ def extract_features(
                 cache.save(start, stop, block)
         chunks.append(block)
     return np.concatenate(chunks, axis=1).astype(np.float32)
+
+
+def fold_standardizer(train_feats: np.ndarray, eps: float = 1e-6):
+    """z-scoring fitted on training features only: train_feats (..., N, D) -> function mapping (..., D) arrays.
+
+    Used by the optional ``standardize`` switch of the probe and k-NN. On sparse images the mean-pooled features
+    are dominated by identical empty-sky tokens, so the informative variation is tiny next to a large common
+    offset; z-scoring is an affine map of the features, so the probe remains a linear classifier of them.
+    """
+    flat = np.asarray(train_feats, dtype=np.float64).reshape(-1, np.shape(train_feats)[-1])
+    mean, std = flat.mean(axis=0), flat.std(axis=0) + eps
+    return lambda x: ((np.asarray(x, dtype=np.float64) - mean) / std).astype(np.float32)

@@ -18,7 +18,7 @@ from tessera.config import save_config, to_dict
 from tessera.errors import ConfigError, TesseraError
 from tessera.evaluate.config import EvalConfig
 from tessera.evaluate.datasets import EvalData
-from tessera.evaluate.features import encoder_device, extract_features, resolve_readout
+from tessera.evaluate.features import encoder_device, extract_features, fold_standardizer, resolve_readout
 from tessera.evaluate.folds import stratified_folds
 from tessera.evaluate.metrics import aggregate, fold_metrics
 
@@ -74,16 +74,24 @@ def _fold_predictions(protocol: str, encoder, data: EvalData, folds, layer: int,
         feats = extract_features(encoder, train, d4=True, **common)  # (8, N, D): every D4 element, once
         test_feats = feats[0] if data.test is None else extract_features(encoder, test, d4=False, **common)[0]
         for k, (tr, te) in enumerate(tqdm(folds, desc="folds", disable=not cfg.progress, leave=False)):
-            head = train_probe_cached(feats, train.labels, tr, len(train.classes), cfg.linear, seed=cfg.seed + k,
+            fold_feats, fold_test = feats, test_feats[te]
+            if cfg.linear.standardize:
+                scale = fold_standardizer(feats[:, tr])
+                fold_feats, fold_test = scale(feats), scale(fold_test)
+            head = train_probe_cached(fold_feats, train.labels, tr, len(train.classes), cfg.linear, seed=cfg.seed + k,
                                       progress=cfg.progress)
-            out.append((test.labels[te], predict(head, test_feats[te])[0]))
+            out.append((test.labels[te], predict(head, fold_test)[0]))
     elif protocol == "knn":
         from tessera.evaluate.knn import knn_predict
 
         feats = extract_features(encoder, train, d4=False, **common)[0]
         test_feats = feats if data.test is None else extract_features(encoder, test, d4=False, **common)[0]
         for tr, te in folds:
-            pred = knn_predict(feats[tr], train.labels[tr], test_feats[te], len(train.classes), cfg.knn.k, cfg.knn.temperature)
+            fold_train, fold_test = feats[tr], test_feats[te]
+            if cfg.knn.standardize:
+                scale = fold_standardizer(fold_train)
+                fold_train, fold_test = scale(fold_train), scale(fold_test)
+            pred = knn_predict(fold_train, train.labels[tr], fold_test, len(train.classes), cfg.knn.k, cfg.knn.temperature)
             out.append((test.labels[te], pred))
     elif protocol == "finetune":
         from tessera.evaluate.finetune import finetune_fold, predict_finetuned
