@@ -115,3 +115,15 @@ def test_fold_standardizer_uses_training_rows_only():
     scale = fold_standardizer(train)
     np.testing.assert_allclose(scale(train), [[-1.0, -1.0], [1.0, 1.0]], atol=1e-5)
     np.testing.assert_allclose(scale(np.array([[4.0, 50.0]])), [[3.0, 3.0]], atol=1e-5)
+
+
+@pytest.mark.parametrize("ref,expected", [
+    ("mae=runs/a", ("mae", "runs/a")),
+    ("random:cpu", ("random:cpu", "random:cpu")),
+    ("two-stage=runs/x/model", ("two-stage", "runs/x/model")),
+    ("runs/odd=name/model", ("runs/odd=name/model", "runs/odd=name/model")),  # a path with '=' stays a path
+])
+def test_model_label_syntax(ref, expected):
+    from tessera.evaluate.protocol import split_model_label
+
+    assert split_model_label(ref) == expected

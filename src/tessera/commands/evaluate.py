@@ -12,7 +12,8 @@ from tessera.commands._common import add_config_arguments, positive_int
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", action="append", required=True, metavar="REF", help="encoder to evaluate (repeatable)")
+    parser.add_argument("--model", action="append", required=True, metavar="REF",
+                        help="encoder to evaluate, optionally LABEL=REF to name its row (repeatable)")
     parser.add_argument("--data", required=True, metavar="PATH_OR_BENCHMARK", help="labeled data or benchmark spec")
     parser.add_argument("--protocol", action="append", choices=["linear", "finetune", "knn"], metavar="NAME",
                         help="linear | finetune | knn (repeatable; default linear)")

@@ -30,12 +30,22 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_.") or "model"
 
 
+def split_model_label(ref: str) -> tuple[str, str]:
+    """``LABEL=REF`` -> (LABEL, REF) for the table; a bare REF is its own label (``random:cpu`` stays as is)."""
+    label, sep, rest = ref.partition("=")
+    if sep and label and rest and re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
+        return label, rest
+    return ref, ref
+
+
 def resolve_model(ref, device: str | None = None):
-    """(name, encoder): a string goes through ``tessera.load``; an encoder object is used as is (tests, notebooks)."""
+    """(name, encoder): a string (``REF`` or ``LABEL=REF``) goes through ``tessera.load``; an encoder object is
+    used as is (tests, notebooks)."""
     if isinstance(ref, str):
         import tessera
 
-        return ref, tessera.load(ref, device=device)
+        label, ref = split_model_label(ref)
+        return label, tessera.load(ref, device=device)
     return getattr(ref, "name", type(ref).__name__), ref
 
 
