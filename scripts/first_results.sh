@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # First measured results on real radio data (issue 7), using only the public commands.
-#   bash scripts/first_results.sh [pretrain|evaluate|all]
+#   bash scripts/first_results.sh [pretrain|evaluate|ablation|all]
 # Corpus: the FIRST PNGs and FR-DEEP FITS of ../shared/data without their labels (kept whole: smaller than a tile).
 # Pretraining: the cpu preset. The reconstruction-only model is stage 1 of the two-stage run (the same config,
 # seed and steps as a train.branch=reconstruction run), so the three branches cost two runs, run side by side.
@@ -35,9 +35,22 @@ stage_evaluate() {
     --out "$OUT/eval_first_depth" --overwrite progress=false cache_dir="$cache" linear.standardize=true
 }
 
+# Ablation: the contrastive branch with plain resized crops (views.regime=none) instead of the seed's augmentations.
+stage_ablation() {
+  $T pretrain --config cpu --corpus "$OUT/corpus" --out "$OUT/contrastive_plain" train.branch=contrastive \
+    views.regime=none train.max_steps=600 train.progress=false
+  local models=(--model "contrastive-plain-crops=$OUT/contrastive_plain" --model "random-init=random:cpu")
+  $T evaluate "${models[@]}" --data "first:$DATA/first_radio_galaxies" --protocol linear --protocol knn \
+    --out "$OUT/eval_first_plain_strict" --overwrite progress=false cache_dir="$OUT/feature_cache"
+  $T evaluate "${models[@]}" --data "first:$DATA/first_radio_galaxies" --protocol linear --protocol knn \
+    --out "$OUT/eval_first_plain_standardized" --overwrite progress=false cache_dir="$OUT/feature_cache" \
+    linear.standardize=true knn.standardize=true
+}
+
 case "${1:-all}" in
   pretrain) stage_pretrain ;;
   evaluate) stage_evaluate ;;
-  all) stage_pretrain; stage_evaluate ;;
-  *) echo "usage: $0 [pretrain|evaluate|all]" >&2; exit 2 ;;
+  ablation) stage_ablation ;;
+  all) stage_pretrain; stage_evaluate; stage_ablation ;;
+  *) echo "usage: $0 [pretrain|evaluate|ablation|all]" >&2; exit 2 ;;
 esac
