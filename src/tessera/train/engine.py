@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from tessera.config import load_saved_config, save_config, to_dict
 from tessera.errors import TesseraError
 from tessera.outputs import prepare_output_dir
+from tessera.seeding import mix_seed
 from tessera.train import distributed as D
 from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
 from tessera.train.config import PretrainConfig
@@ -47,11 +47,6 @@ class StopRequested(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------- data order
-
-
-def step_seed(*parts: int) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (seed, rank, stage, step, micro, stream)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 class StepSampler:
@@ -180,7 +175,7 @@ class StageTrainer:
 
     # -- data --------------------------------------------------------------------------------------------------
     def generator(self, step: int, micro: int, stream: int) -> torch.Generator:
-        seed = step_seed(self.cfg.train.seed, self.info.rank, self.spec.index, step, micro, stream)
+        seed = mix_seed(self.cfg.train.seed, self.info.rank, self.spec.index, step, micro, stream)
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def micro_batch(self, step: int, micro: int) -> torch.Tensor:
@@ -192,7 +187,7 @@ class StageTrainer:
             self.store, indices, self.views, self.generator(step, micro, 0), self.device,
             max_attempts=self.cfg.views.max_attempts,
         )
-        self.resampled += int(stats.get("resampled", 0)) if isinstance(stats, dict) else 0
+        self.resampled += int(stats["resampled"])
         return views.to(self.device, non_blocking=True)
 
     # -- one optimizer step ------------------------------------------------------------------------------------

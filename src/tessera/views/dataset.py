@@ -3,20 +3,18 @@ across DataLoader workers and DDP ranks."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from tessera.seeding import mix_seed
 from tessera.views.config import ViewConfig
 from tessera.views.generator import Branch, ViewGenerator
 from tessera.views.sampling import ArrayStore, draw_view_batch
 
 
 def view_seed(base: int, index: int, epoch: int = 0, rank: int = 0, worker: int = 0) -> int:
-    """A 63-bit seed = f(base seed, rank, worker, index, epoch), well mixed by NumPy's SeedSequence so
-    neighbouring indices/epochs/ranks get unrelated streams."""
-    words = [int(v) & 0xFFFFFFFF for v in (base, rank, worker, index, epoch)]
-    return int(np.random.SeedSequence(words).generate_state(2, dtype=np.uint32).astype(np.uint64).dot([1 << 31, 1]))
+    """A 63-bit seed = f(base seed, rank, worker, index, epoch), see :func:`tessera.seeding.mix_seed`."""
+    return mix_seed(base, rank, worker, index, epoch)
 
 
 def current_rank() -> int:
