@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tessera {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.command_parsers = {}  # name -> its parser, for parse_arguments
     for name, help_text in COMMANDS.items():
         module = _command_module(name)
         cmd = sub.add_parser(
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
+        parser.command_parsers[name] = cmd
     return parser
 
 
@@ -57,7 +59,7 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> 
     name = next((a for a in argv if not a.startswith("-")), None)
     if name not in COMMANDS:
         return parser.parse_args(argv)
-    command_parser = parser._subparsers._group_actions[0].choices[name]  # the parser built for `name`
+    command_parser = parser.command_parsers[name]
     rest = argv[argv.index(name) + 1 :]
     if any(a in ("-h", "--help") for a in argv[: argv.index(name)]):
         return parser.parse_args(argv)

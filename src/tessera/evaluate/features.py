@@ -31,8 +31,14 @@ def d4_transform(x: torch.Tensor, element: int) -> torch.Tensor:
 
 
 def d4_batch(x: torch.Tensor, elements) -> torch.Tensor:
-    """Per-sample D4 elements: x (B, C, H, W), elements (B,) ints -> (B, C, H, W) (square images)."""
-    return torch.stack([d4_transform(img, int(e)) for img, e in zip(x, elements)])
+    """Per-sample D4 elements: x (B, C, H, W), elements (B,) ints -> (B, C, H, W) (square images).
+
+    Element e is rot90 by e % 4 then a flip for e >= 4, the same group action as the views' dihedral
+    operator, which applies it grouped by element."""
+    from tessera.views.augment import dihedral
+
+    e = torch.as_tensor(elements, dtype=torch.long)
+    return dihedral(x, e % 4, e >= 4)
 
 
 def encoder_device(encoder, device: str | None = None) -> torch.device:
