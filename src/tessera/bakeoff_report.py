@@ -1,0 +1,190 @@
+"""The bake-off's report: ranked tables with per-fold values and paired gains, the arms' cost, figures and the
+commands that reproduce each arm. Pure formatting of :func:`tessera.bakeoff.run_bakeoff`'s result."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+MONITOR_KEY = "monitor_knn_macro_f1"
+
+
+def _stat(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def _gain(gain: dict | None) -> str:
+    if gain is None:
+        return "—"
+    return f"{gain['mean']:+.3f} ± {gain['std']:.3f} ({gain['wins']}/{gain['n']})"
+
+
+def ranked_table(result: dict, data: str) -> str:
+    """Markdown: one row per model (ranked arms first, then the random-init baselines), per protocol the macro-F1
+    mean ± std over all folds and the paired gain over the random init of the same architecture (wins/folds)."""
+    rows = [r for r in result["rows"] if r["data"] == data]
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    order = [t["model"] for t in result["ranking"]]
+    baselines = sorted({r["model"] for r in rows} - set(order))
+    index = {(r["model"], r["protocol"]): r for r in rows}
+    head = ["rank", "model"]
+    for p in protocols:
+        head += [f"{p} macro-F1", f"{p} gain vs random"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best = {p: max(index[(m, p)]["macro_f1"]["mean"] for m in order + baselines if (m, p) in index) for p in protocols}
+    for position, model in enumerate(order + baselines, 1):
+        cells = [str(position) if model in order else "", model]
+        for p in protocols:
+            r = index.get((model, p))
+            if r is None:
+                cells += ["—", "—"]
+                continue
+            text = _stat(r["macro_f1"])
+            cells += [f"**{text}**" if r["macro_f1"]["mean"] == best[p] else text, _gain(r.get("gain"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_fold_table(result: dict, data: str, protocol: str) -> str:
+    rows = [r for r in result["rows"] if r["data"] == data and r["protocol"] == protocol]
+    if not rows:
+        return ""
+    seen: dict[int, int] = {}
+    head = ["model"]
+    for fold in rows[0]["per_fold"]:
+        repeat = fold.get("repeat", 0)
+        head.append(f"r{repeat}.f{seen.get(repeat, 0)}")
+        seen[repeat] = seen.get(repeat, 0) + 1
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lines.append("| " + " | ".join([r["model"]] + [f"{f['macro_f1']:.3f}" for f in r["per_fold"]]) + " |")
+    return "\n".join(lines)
+
+
+def arms_table(result: dict) -> str:
+    lines = ["| arm | seed | stages | steps | wall (min) | images/s | command |", "|---|---|---|---|---|---|---|"]
+    for a in result["arms"]:
+        ips = f"{a['images_per_s']:.0f}" if a.get("images_per_s") else "—"
+        lines.append(f"| {a['arm']} | {a['seed']} | {' → '.join(a['stages'])} | {a['steps']} | {a['wall_s'] / 60:.1f} | "
+                     f"{ips} | `{a['command']}` |")
+    return "\n".join(lines)
+
+
+def write_csv(result: dict, path: Path) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["data", "model", "protocol", "repeat", "fold", "macro_f1", "weighted_f1", "accuracy", "gain"])
+        for r in result["rows"]:
+            gains = (r.get("gain") or {}).get("per_fold") or [None] * len(r["per_fold"])
+            for i, (fold, g) in enumerate(zip(r["per_fold"], gains)):
+                w.writerow([r["data"], r["model"], r["protocol"], fold.get("repeat", 0), i, f"{fold['macro_f1']:.4f}",
+                            f"{fold.get('weighted_f1', float('nan')):.4f}", f"{fold.get('accuracy', float('nan')):.4f}",
+                            "" if g is None else f"{g:.4f}"])
+    return path
+
+
+def _metrics(run: Path) -> list[dict]:
+    path = run / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def curves_figure(result: dict, path: Path) -> Path | None:
+    """Loss (one panel per arm, stages on one global step axis) and the online k-NN of every arm on one plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = result["arms"]
+    if not arms:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    any_monitor = False
+    for a in arms:
+        rows = _metrics(Path(a["model"]))
+        label = f"{a['arm']} (seed {a['seed']})"
+        for stage in sorted({r.get("stage_index", 0) for r in rows}):
+            part = [r for r in rows if r.get("stage_index", 0) == stage and "loss" in r]
+            axes[0].plot([r["global_step"] for r in part], [r["loss"] for r in part],
+                         label=label if stage == 0 else None)
+        mon = [r for r in rows if MONITOR_KEY in r]
+        if mon:
+            any_monitor = True
+            axes[1].plot([r["global_step"] for r in mon], [r[MONITOR_KEY] for r in mon], marker="o", label=label)
+    axes[0].set(xlabel="optimizer step (all stages)", ylabel="training loss", yscale="log", title="loss")
+    axes[0].legend(fontsize=7)
+    if any_monitor:
+        axes[1].set(xlabel="optimizer step", ylabel="k-NN macro-F1", title="online k-NN (monitor set)")
+        axes[1].legend(fontsize=7)
+    else:
+        axes[1].text(0.5, 0.5, "no online monitor\n(bakeoff monitor_every=0)", ha="center", va="center")
+        axes[1].set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def label_efficiency_figure(result: dict, path: Path) -> Path | None:
+    rows = result.get("label_efficiency") or []
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["data"] for r in rows))
+    protocols = list(dict.fromkeys(r["protocol"] for r in rows))
+    fig, axes = plt.subplots(len(datasets), len(protocols), figsize=(5 * len(protocols), 3.5 * len(datasets)), squeeze=False)
+    for i, d in enumerate(datasets):
+        for j, p in enumerate(protocols):
+            ax = axes[i][j]
+            for model in dict.fromkeys(r["model"] for r in rows):
+                pts = [r for r in rows if r["data"] == d and r["protocol"] == p and r["model"] == model]
+                pts.sort(key=lambda r: r["labels_per_class"] if r["labels_per_class"] != "all" else 1e9)
+                xs = list(range(len(pts)))
+                ax.errorbar(xs, [r["macro_f1"]["mean"] for r in pts], yerr=[r["macro_f1"]["std"] for r in pts],
+                            marker="o", capsize=2, label=model, linestyle="--" if model.startswith("random") else "-")
+                ax.set_xticks(xs, [str(r["labels_per_class"]) for r in pts])
+            ax.set(title=f"{d} / {p}", xlabel="labels per class", ylabel="macro-F1")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(result: dict, out: Path) -> Path:
+    out = Path(out)
+    write_csv(result, out / "results.csv")
+    curves = curves_figure(result, out / "curves.png")
+    label_fig = label_efficiency_figure(result, out / "label_efficiency.png")
+    budget = result["budget"]
+    cfg = result["config"]
+    lines = ["# tessera bake-off", ""]
+    lines += [f"Budget: **{budget['steps']} optimizer steps per arm** ({budget['source']}). "
+              f"Folds: {cfg['repeats']} repeats of {cfg['folds']}-fold stratified CV (fold seeds 0..{cfg['repeats'] - 1}), "
+              "the same folds for every model.", ""]
+    lines += ["Ranking rule (fixed before any result): mean rank of macro-F1 over every data set × "
+              f"{', '.join(cfg['rank_protocols'])}; ties by mean paired gain. Gain = mean ± std over folds of "
+              "(arm − random init of the same architecture) on the same fold; (w/n) = folds where the arm is better.", ""]
+    lines += ["| rank | arm | mean rank | mean gain |", "|---|---|---|---|"]
+    lines += [f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |" for i, t in enumerate(result["ranking"], 1)]
+    lines.append("")
+    for data in dict.fromkeys(r["data"] for r in result["rows"]):
+        lines += [f"## {data}", "", ranked_table(result, data), ""]
+        for protocol in dict.fromkeys(r["protocol"] for r in result["rows"] if r["data"] == data):
+            lines += [f"<details><summary>per-fold macro-F1, {protocol}</summary>", "",
+                      per_fold_table(result, data, protocol), "", "</details>", ""]
+    if label_fig:
+        lines += ["## Label efficiency", "", f"![label efficiency]({label_fig.name})", ""]
+    lines += ["## Arms: cost and commands", "", arms_table(result), ""]
+    if curves:
+        lines += [f"![curves]({curves.name})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
