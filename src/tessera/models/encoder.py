@@ -253,7 +253,9 @@ def _fingerprint(module: nn.Module, extra: dict) -> str:
 
 
 class Encoder:
-    """The feature interface evaluation uses (DESIGN §3.3). Wraps a :class:`ViTEncoder` (``module``).
+    """The feature interface evaluation uses (DESIGN §3.3). Wraps a :class:`ViTEncoder` or a
+    :class:`~tessera.models.conv.ConvEncoder` (``module``; for the latter ``layer`` picks a stage and
+    ``embed(layer=i)`` has that stage's width, ``module.feature_dim(i)``, not ``hidden_size``).
 
     ``readout`` is the default readout: "mean_patch" for ViT-MAE and tessera models (seed 000 Eq. 1), "cls"
     (the normalized CLS = HF pooler_output) for plain DINOv2 checkpoints (seed 000 §10.1).
@@ -297,7 +299,11 @@ class Encoder:
         return self
 
     def layer_id_of(self, param_name: str) -> int:
-        """See :func:`layer_id_of`; names as in ``self.module.named_parameters()``."""
+        """See :func:`layer_id_of`; names as in ``self.module.named_parameters()``. A module with its own
+        ``layer_id_of`` (the conv encoder: stem = 0, stage i = i + 1) decides for itself."""
+        own = getattr(self.module, "layer_id_of", None)
+        if own is not None:
+            return own(param_name)
         return layer_id_of(param_name, self.num_layers)
 
     # -- features -----------------------------------------------------------------------------------------
