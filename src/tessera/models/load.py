@@ -31,8 +31,9 @@ def _backbone_class(kind: str):
 
 
 def load_random(name: str) -> Encoder:
-    """Random-init baseline with the architecture of model preset ``name`` or of pretraining preset ``name``'s
-    ``model:`` section (its ``init`` is dropped). Seeded, so the same name gives the same weights."""
+    """Random-init baseline with the architecture of model preset ``name`` or of the ``model:`` section of
+    pretraining preset (or YAML file) ``name`` (its ``init`` is dropped). Seeded, so the same name gives the
+    same weights. A ResNet preset (``random:resnet18_64``) or a config whose model is one gives a conv encoder."""
     from tessera.config import available_presets, resolve_config
     from tessera.models.config import ModelConfig
     from tessera.models.presets import MODEL_PRESETS, preset_backbone
@@ -40,7 +41,7 @@ def load_random(name: str) -> Encoder:
 
     if name in MODEL_PRESETS:
         cfg = ModelConfig(preset=name, backbone=preset_backbone(name) or "vit_mae")
-    elif name in available_presets():
+    elif name in available_presets() or (name.endswith((".yaml", ".yml")) and Path(name).is_file()):
         cfg = resolve_config(ModelConfig, name, section="model")
     else:
         known = sorted(MODEL_PRESETS) + available_presets()
