@@ -3,7 +3,10 @@ export/load round trips, random: baselines, and `tessera pretrain` with model.ba
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import numpy as np
 
 import pytest
 import torch
@@ -283,3 +286,22 @@ def test_pretrain_command_with_a_conv_backbone(blob_store, tmp_path):
     assert feats.shape == (3, 16) and torch.isfinite(feats).all()
     # The export is the trained encoder: its BatchNorm statistics saw exactly the 3 training forwards.
     assert int(encoder.module.backbone.embedder.embedder.normalization.num_batches_tracked) == 3
+
+
+def test_evaluation_runs_unchanged_on_a_conv_encoder(tmp_path):
+    """k-NN, the linear probe, fine-tuning and the stage sweep see a conv encoder only through the interface."""
+    from tessera.evaluate.config import EvalConfig, FinetuneConfig, LinearConfig
+    from tessera.evaluate.protocol import run_evaluation
+    from tests.evaluate.doubles import write_synthetic_csv
+
+    csv = write_synthetic_csv(tmp_path / "data", n_per_class=6)
+    cfg = EvalConfig(progress=False, sweep_layers=True, linear=LinearConfig(epochs=3, batch_size=8),
+                     finetune=FinetuneConfig(epochs=1, batch_size=8))
+    enc = load(f"random:{CONV_MICRO}")
+    results = run_evaluation([enc], str(csv), ["knn", "linear"], tmp_path / "out", cfg)
+    results += run_evaluation([enc], str(csv), ["finetune"], tmp_path / "ft", dataclasses.replace(cfg, sweep_layers=False))
+    assert [r["protocol"] for r in results] == ["knn", "linear", "finetune"]
+    for r in results:
+        assert r["n_samples"] == 18 and np.sum(r["confusion"]) == 18 and 0.0 <= r["macro_f1"]["mean"] <= 1.0
+    linear = next(r for r in results if r["protocol"] == "linear")
+    assert [row["layer"] for row in linear["layer_sweep"]] == [0, 1]  # one row per stage

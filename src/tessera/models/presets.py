@@ -45,8 +45,9 @@ VIT_PRESETS: dict[str, dict] = {
 # so 64 px inputs keep an 8x8 map after four stages; "standard" = HF/torchvision's 7x7 stride-2 conv + max-pool
 # (a 2x2 map at 64 px); "small_pool" = 3x3 stride-1 conv + max-pool, as ``inigoval/byol``'s ``downscale: True``
 # (Slijepcevic et al. 2024's radio BYOL, a 4x4 map at 64 px). ``resnet18_64`` is ResNet-18 (basic blocks
-# 2-2-2-2, widths 64-512); ``resnet_small_64`` is the "4 stages, 32-256 channels" net measured in issue 12;
-# ``resnet_micro_32`` is test-only.
+# 2-2-2-2, widths 64-512); ``resnet18_pool_64`` is the same net with the radio BYOL stem (a 4x4 last map, about
+# 2.5x the CPU throughput of ``resnet18_64``: benchmarks/conv_forward.py); ``resnet_small_64`` is the "4 stages,
+# 32-256 channels" net measured in issue 12 (ResNet-18's layout at half width); ``resnet_micro_32`` is test-only.
 CONV_PRESETS: dict[str, dict] = {
     "resnet_micro_32": dict(
         backbone="resnet", image_size=32, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
@@ -59,6 +60,10 @@ CONV_PRESETS: dict[str, dict] = {
     "resnet18_64": dict(
         backbone="resnet", image_size=64, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
         layer_type="basic", stem="small",
+    ),
+    "resnet18_pool_64": dict(
+        backbone="resnet", image_size=64, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
+        layer_type="basic", stem="small_pool",
     ),
 }
 
