@@ -305,3 +305,39 @@ def test_evaluation_runs_unchanged_on_a_conv_encoder(tmp_path):
         assert r["n_samples"] == 18 and np.sum(r["confusion"]) == 18 and 0.0 <= r["macro_f1"]["mean"] <= 1.0
     linear = next(r for r in results if r["protocol"] == "linear")
     assert [row["layer"] for row in linear["layer_sweep"]] == [0, 1]  # one row per stage
+
+
+def _conv_pretrain_worker(rank: int, world: int, port: int, store: str, out: str) -> None:
+    """The real engine under 2 gloo processes with a conv encoder (BatchNorm2d in the trunk, DDP)."""
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from tessera.train.config import resolve_pretrain_config
+    from tessera.train.engine import pretrain
+
+    cfg = resolve_pretrain_config("cpu", [
+        "model.backbone=resnet", f"model.preset={CONV_MICRO}", "model.proj_hidden=32", "model.proj_dim=16",
+        "train.branch=contrastive", "train.max_steps=2", "train.batch_size_contrastive=4", "train.log_every=1",
+        "train.progress=false",
+    ])
+    pretrain(cfg, store, out)
+
+
+@pytest.mark.slow
+def test_conv_pretraining_under_ddp(blob_store, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from tessera.train.logging import read_metrics
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "run"
+    mp.spawn(_conv_pretrain_worker, args=(2, port, str(blob_store), str(run)), nprocs=2, join=True)
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
+    encoder = load(str(run))
+    assert isinstance(encoder.module, ConvEncoder) and torch.isfinite(encoder.embed(torch.rand(2, 1, 32, 32))).all()
