@@ -341,3 +341,19 @@ def test_conv_pretraining_under_ddp(blob_store, tmp_path):
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
     encoder = load(str(run))
     assert isinstance(encoder.module, ConvEncoder) and torch.isfinite(encoder.embed(torch.rand(2, 1, 32, 32))).all()
+
+
+def test_init_from_a_plain_hf_resnet_classifier_checkpoint(tmp_path):
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    config = ResNetConfig(num_channels=3, embedding_size=4, hidden_sizes=[4, 8], depths=[1, 1], layer_type="basic",
+                          num_labels=3)
+    classifier = ResNetForImageClassification(config).eval()
+    classifier.save_pretrained(tmp_path / "clf")
+    model = build_pretrain_model(conv_cfg(init=str(tmp_path / "clf"), image_size=32)).eval()
+    assert model.encoder.adapter.norm == "imagenet" and model.encoder.stem == "standard"  # seed 000 §8.1
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        trunk = classifier.resnet(pixel_values=model.encoder.adapter(x)).pooler_output.flatten(1)
+        torch.testing.assert_close(model(x, "contrastive")["features"], trunk)

@@ -222,22 +222,16 @@ def backbone_from_dir(path: str | Path) -> nn.Module:
     return backbone
 
 
-def pretrained_backbone(ref: str) -> nn.Module:
-    """A ResNetModel from a tessera export (any stem) or a plain HF ResNet checkpoint (local dir or Hub id)."""
+def pretrained_backbone(ref: str, tessera_export: bool) -> nn.Module:
+    """A ResNetModel from a tessera export (any stem) or a plain HF ResNet checkpoint (local dir or Hub id; a
+    ``ResNetForImageClassification`` checkpoint gives its trunk)."""
     from transformers import AutoConfig, ResNetModel
 
-    local = Path(ref)
-    if (local / "model.safetensors").exists() and (local / "config.json").exists():
-        config = AutoConfig.from_pretrained(local)
-        if config.model_type != "resnet":
-            raise ConfigError(f"config key 'model.init': {ref} is a {config.model_type} checkpoint, not resnet "
-                              "(set model.backbone accordingly)")
-        return backbone_from_dir(local)
     config = AutoConfig.from_pretrained(ref)
     if config.model_type != "resnet":
         raise ConfigError(f"config key 'model.init': {ref} is a {config.model_type} checkpoint, not resnet "
                           "(set model.backbone accordingly)")
-    return ResNetModel.from_pretrained(ref)
+    return backbone_from_dir(ref) if tessera_export else ResNetModel.from_pretrained(ref)
 
 
 def conv_adapter(cfg, saved_adapter: dict | None, from_checkpoint: bool, out_channels: int) -> InputAdapter:
@@ -278,7 +272,7 @@ def build_conv_encoder(cfg) -> ConvEncoder:
         if saved["backbone"] != KIND:
             raise ConfigError(f"config key 'model.backbone': 'resnet' but {local} was exported with "
                               f"{saved['backbone']!r}")
-    backbone = pretrained_backbone(str(local) if local is not None else cfg.init)
+    backbone = pretrained_backbone(str(local) if local is not None else cfg.init, tessera_export=saved is not None)
     size = cfg.image_size or (saved or {}).get("image_size") or getattr(backbone.config, "image_size", None)
     size = int(size or cfg.resolved_image_size())
     adapter = conv_adapter(cfg, (saved or {}).get("adapter"), True, int(backbone.config.num_channels))
