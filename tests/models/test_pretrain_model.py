@@ -9,6 +9,7 @@ import torch
 from tessera.errors import ConfigError
 from tessera.models import MODEL_PRESETS, ModelConfig, build_pretrain_model
 from tessera.models.adapter import IMAGENET_MEAN, IMAGENET_STD
+from tessera.models.presets import VIT_PRESETS
 
 from ._helpers import micro_cfg, save_tiny_hf_checkpoint
 
@@ -147,7 +148,7 @@ def test_init_with_other_image_size_regenerates_positions(tmp_path):
     assert out["pred"].shape == (1, 36, 192) and torch.isfinite(out["pred"]).all()
 
 
-@pytest.mark.parametrize("preset", [p for p in MODEL_PRESETS if p != "vit_base_patch16_224"])
+@pytest.mark.parametrize("preset", [p for p in VIT_PRESETS if p != "vit_base_patch16_224"])  # conv: test_conv.py
 def test_no_nan_forward_every_preset(preset):
     torch.manual_seed(0)
     model = build_pretrain_model(ModelConfig(preset=preset, registers=4))

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tessera.errors import ConfigError
-from tessera.models.presets import MODEL_PRESETS, get_preset
+from tessera.models.presets import MODEL_PRESETS, get_preset, preset_backbone, preset_patch_size
 
-BACKBONES = ("vit_mae", "dinov2", "dinov2_registers")
+BACKBONES = ("vit_mae", "dinov2", "dinov2_registers", "resnet")
 
 
 @dataclass
@@ -18,12 +18,13 @@ class ModelConfig:
     ``init``: a Hugging Face Hub id or local directory (HF checkpoint, tessera export, or run dir);
     None trains from scratch with ``preset``. ``image_size`` None = the preset's (or the checkpoint's).
     ``input_norm`` "auto" = ImageNet mean/std when continuing from a checkpoint (or the checkpoint's own
-    saved adapter), identity from scratch (seed 000 §8.1).
+    saved adapter), identity from scratch (seed 000 §8.1). ``backbone: resnet`` takes a convolutional preset
+    (``resnet18_64``, ...; contrastive branch only, no registers, ``mask_ratio`` unused).
     """
 
     preset: str = "vit_tiny_patch8_64"
     init: str | None = None
-    backbone: Literal["vit_mae", "dinov2", "dinov2_registers"] = "vit_mae"
+    backbone: Literal["vit_mae", "dinov2", "dinov2_registers", "resnet"] = "vit_mae"
     registers: int = 0
     image_size: int | None = None
     in_channels: int = 1
@@ -39,6 +40,7 @@ class ModelConfig:
             get_preset(self.preset)  # raises with the list of known presets
         if self.backbone not in BACKBONES:
             raise ConfigError(f"config key 'model.backbone': {self.backbone!r} is not one of {BACKBONES}")
+        self._validate_preset_family()
         if self.registers < 0:
             raise ConfigError(f"config key 'model.registers': must be >= 0, got {self.registers}")
         if self.registers > 0 and self.backbone != "vit_mae":
@@ -56,12 +58,27 @@ class ModelConfig:
             if self.image_size < 1:
                 raise ConfigError(f"config key 'model.image_size': must be positive, got {self.image_size}")
             if self.init is None:
-                patch = MODEL_PRESETS[self.preset]["patch_size"]
+                patch = preset_patch_size(self.preset)
+                what = "total stride" if self.backbone == "resnet" else "patch size"
                 if self.image_size % patch:
                     raise ConfigError(
-                        f"config key 'model.image_size': {self.image_size} is not divisible by the patch size "
+                        f"config key 'model.image_size': {self.image_size} is not divisible by the {what} "
                         f"{patch} of preset {self.preset}"
                     )
+
+    def _validate_preset_family(self) -> None:
+        """From scratch, a ResNet preset needs ``backbone: resnet`` and vice versa (with ``init`` the checkpoint
+        defines the architecture and the preset is unused)."""
+        if self.init is not None:
+            return
+        conv_preset = preset_backbone(self.preset) == "resnet"
+        if self.backbone == "resnet" and not conv_preset:
+            conv = ", ".join(p for p in MODEL_PRESETS if preset_backbone(p) == "resnet")
+            raise ConfigError(f"config key 'model.preset': {self.preset!r} is not a convolutional preset, "
+                              f"as model.backbone=resnet needs (known: {conv})")
+        if conv_preset and self.backbone != "resnet":
+            raise ConfigError(f"config key 'model.backbone': preset {self.preset!r} is a ResNet, set "
+                              f"model.backbone=resnet (got {self.backbone!r})")
 
     def resolved_image_size(self) -> int:
         """The input size from scratch: ``image_size`` or the preset's."""

@@ -248,12 +248,15 @@ def _fingerprint(module: nn.Module, extra: dict) -> str:
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): a 0-d tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()[:16]
 
 
 class Encoder:
-    """The feature interface evaluation uses (DESIGN §3.3). Wraps a :class:`ViTEncoder` (``module``).
+    """The feature interface evaluation uses (DESIGN §3.3). Wraps a :class:`ViTEncoder` or a
+    :class:`~tessera.models.conv.ConvEncoder` (``module``; for the latter ``layer`` picks a stage and
+    ``embed(layer=i)`` has that stage's width, ``module.feature_dim(i)``, not ``hidden_size``).
 
     ``readout`` is the default readout: "mean_patch" for ViT-MAE and tessera models (seed 000 Eq. 1), "cls"
     (the normalized CLS = HF pooler_output) for plain DINOv2 checkpoints (seed 000 §10.1).
@@ -297,7 +300,11 @@ class Encoder:
         return self
 
     def layer_id_of(self, param_name: str) -> int:
-        """See :func:`layer_id_of`; names as in ``self.module.named_parameters()``."""
+        """See :func:`layer_id_of`; names as in ``self.module.named_parameters()``. A module with its own
+        ``layer_id_of`` (the conv encoder: stem = 0, stage i = i + 1) decides for itself."""
+        own = getattr(self.module, "layer_id_of", None)
+        if own is not None:
+            return own(param_name)
         return layer_id_of(param_name, self.num_layers)
 
     # -- features -----------------------------------------------------------------------------------------

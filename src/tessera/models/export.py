@@ -4,7 +4,9 @@ Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``sav
 (the input adapter's size/mean/std as an HF image processor), ``tessera.json`` (backbone kind, registers,
 adapter, readout, model config) and, with registers, ``tessera_registers.safetensors``. Registers live in
 their own file so a plain ``AutoModel.from_pretrained`` never silently runs a register model without them;
-with R = 0 the directory is a plain ViTMAEModel / Dinov2Model checkpoint. The decoder and projection head are
+with R = 0 the directory is a plain ViTMAEModel / Dinov2Model checkpoint. A conv encoder writes a ``ResNetModel``
+directory (its stem recorded as ``tessera_stem`` in config.json; a small stem needs ``tessera.load``, see
+:mod:`tessera.models.conv`). The decoder and projection head are
 not exported (they belong to pretraining; the trainer's checkpoints keep them for resume).
 """
 
@@ -16,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from tessera.config import to_dict
+from tessera.models.conv import ConvEncoder
 from tessera.models.encoder import ViTEncoder
 
 TESSERA_JSON = "tessera.json"
@@ -23,18 +26,21 @@ REGISTERS_FILE = "tessera_registers.safetensors"
 FORMAT_VERSION = 1
 
 
-def _encoder_of(model: nn.Module) -> tuple[ViTEncoder, object]:
-    """The ViTEncoder (and ModelConfig if any) of a PretrainModel, a DDP-wrapped one, or a ViTEncoder."""
+ENCODER_TYPES = (ViTEncoder, ConvEncoder)
+
+
+def _encoder_of(model: nn.Module) -> tuple[ViTEncoder | ConvEncoder, object]:
+    """The encoder (and ModelConfig if any) of a PretrainModel, a DDP-wrapped one, or a ViT/conv encoder."""
     inner = getattr(model, "module", model)  # DistributedDataParallel
-    if isinstance(inner, ViTEncoder):
+    if isinstance(inner, ENCODER_TYPES):
         return inner, None
     encoder = getattr(inner, "encoder", None)
-    if not isinstance(encoder, ViTEncoder):
-        raise TypeError(f"cannot export {type(model).__name__}: expected a PretrainModel or ViTEncoder")
+    if not isinstance(encoder, ENCODER_TYPES):
+        raise TypeError(f"cannot export {type(model).__name__}: expected a PretrainModel, ViTEncoder or ConvEncoder")
     return encoder, getattr(inner, "cfg", None)
 
 
-def _save_preprocessor(encoder: ViTEncoder, out: Path) -> None:
+def _save_preprocessor(encoder: ViTEncoder | ConvEncoder, out: Path) -> None:
     """HF image-processor JSON matching the adapter: bicubic resize, uint8 rescale, adapter mean/std."""
     from transformers import ViTImageProcessor
 

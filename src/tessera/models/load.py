@@ -1,9 +1,15 @@
-"""``load(ref)``: the feature interface for a run dir, an exported dir, a HF checkpoint, or ``random:NAME`` (DESIGN §3.3)."""
+"""``load(ref)``: the feature interface for a run dir, an exported dir, a HF checkpoint, or ``random:NAME`` (DESIGN §3.3).
+
+ViT-MAE, DINOv2 and ResNet (:mod:`tessera.models.conv`) encoders all come back as the same
+:class:`~tessera.models.encoder.Encoder`. Local paths are resolved before anything is asked of the Hub, so a
+mistyped run directory fails at once (issue 17).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -14,7 +20,8 @@ from tessera.models.encoder import Encoder, ViTEncoder
 
 RANDOM_PREFIX = "random:"
 RANDOM_SEED = 0
-_HF_KINDS = {"vit_mae": "vit_mae", "dinov2": "dinov2", "dinov2_with_registers": "dinov2_registers"}
+_HF_KINDS = {"vit_mae": "vit_mae", "dinov2": "dinov2", "dinov2_with_registers": "dinov2_registers", "resnet": "resnet"}
+HF_RESNET_SIZE = 224  # ImageNet ResNets' input size, when a checkpoint's preprocessor does not say
 
 
 def _backbone_class(kind: str):
@@ -24,16 +31,17 @@ def _backbone_class(kind: str):
 
 
 def load_random(name: str) -> Encoder:
-    """Random-init baseline with the architecture of model preset ``name`` or of pretraining preset ``name``'s
-    ``model:`` section (its ``init`` is dropped). Seeded, so the same name gives the same weights."""
+    """Random-init baseline with the architecture of model preset ``name`` or of the ``model:`` section of
+    pretraining preset (or YAML file) ``name`` (its ``init`` is dropped). Seeded, so the same name gives the
+    same weights. A ResNet preset (``random:resnet18_64``) or a config whose model is one gives a conv encoder."""
     from tessera.config import available_presets, resolve_config
     from tessera.models.config import ModelConfig
-    from tessera.models.presets import MODEL_PRESETS
+    from tessera.models.presets import MODEL_PRESETS, preset_backbone
     from tessera.models.pretrain_model import build_encoder
 
     if name in MODEL_PRESETS:
-        cfg = ModelConfig(preset=name)
-    elif name in available_presets():
+        cfg = ModelConfig(preset=name, backbone=preset_backbone(name) or "vit_mae")
+    elif name in available_presets() or (name.endswith((".yaml", ".yml")) and Path(name).is_file()):
         cfg = resolve_config(ModelConfig, name, section="model")
     else:
         known = sorted(MODEL_PRESETS) + available_presets()
@@ -53,6 +61,11 @@ def load_exported(path: Path) -> Encoder:
 
     info = json.loads((path / TESSERA_JSON).read_text())
     kind = info["backbone"]
+    if kind == "resnet":
+        from tessera.models.conv import ConvEncoder, backbone_from_dir
+
+        encoder = ConvEncoder(backbone_from_dir(path), InputAdapter.from_dict(info["adapter"]), int(info["image_size"]))
+        return Encoder(encoder, readout=info.get("readout", "mean_patch"), name=str(path))
     backbone = _backbone_class(kind).from_pretrained(path)
     encoder = ViTEncoder(backbone, kind, InputAdapter.from_dict(info["adapter"]), num_registers=int(info["registers"]))
     if encoder.registers is not None:
@@ -71,8 +84,23 @@ def _adapter_from_preprocessor(ref: str, channels: int) -> InputAdapter:
     return InputAdapter.build("imagenet", channels)
 
 
+def _hf_resnet_size(ref: str) -> int:
+    """Input size of a plain HF ResNet: its local preprocessor's crop or size, else 224."""
+    pre = Path(ref) / "preprocessor_config.json"
+    if pre.exists():
+        data = json.loads(pre.read_text())
+        for key in ("crop_size", "size"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("height", value.get("shortest_edge"))
+            if isinstance(value, int):
+                return value
+    return HF_RESNET_SIZE
+
+
 def load_hf(ref: str) -> Encoder:
-    """A plain HF checkpoint (local dir or Hub id): ViT-MAE (mean-patch readout) or DINOv2 (CLS = pooler)."""
+    """A plain HF checkpoint (local dir or Hub id): ViT-MAE (mean-patch readout), DINOv2 (CLS = pooler) or
+    ResNet (global average pool = HF's pooler_output)."""
     from transformers import AutoConfig
 
     try:
@@ -81,11 +109,37 @@ def load_hf(ref: str) -> Encoder:
         raise TesseraError(f"{ref}: not a local model directory and not loadable from the Hugging Face Hub ({exc})") from exc
     kind = _HF_KINDS.get(config.model_type)
     if kind is None:
-        raise TesseraError(f"{ref}: model type {config.model_type!r} is not supported (vit_mae, dinov2, dinov2_with_registers)")
-    backbone = _backbone_class(kind).from_pretrained(ref)
+        raise TesseraError(f"{ref}: model type {config.model_type!r} is not supported (vit_mae, dinov2, dinov2_with_registers, resnet)")
     adapter = _adapter_from_preprocessor(ref, int(config.num_channels))
+    if kind == "resnet":
+        from transformers import ResNetModel
+
+        from tessera.models.conv import ConvEncoder
+
+        encoder = ConvEncoder(ResNetModel.from_pretrained(ref), adapter, _hf_resnet_size(ref))
+        return Encoder(encoder, readout="mean_patch", name=ref)
+    backbone = _backbone_class(kind).from_pretrained(ref)
     readout = "mean_patch" if kind == "vit_mae" else "cls"
     return Encoder(ViTEncoder(backbone, kind, adapter), readout=readout, name=ref)
+
+
+def _expand_user(text: str) -> str:
+    return os.path.expanduser(text) if text.startswith("~") else text
+
+
+def looks_like_path(text: str) -> bool:
+    """Whether ``text`` names a local path rather than a Hub id ("name" or "namespace/name").
+
+    A path: absolute, or starting with "." or "~", or with a backslash or more than one "/", or whose parent
+    directory exists here (``runs/typo`` next to a ``runs/`` folder). A Hub id must not start with "." (the Hub's
+    naming rule), so no Hub id is taken for a path unless a local folder is named like its namespace.
+    """
+    if not text:
+        return False
+    if text.startswith((".", "~")) or os.path.isabs(text) or "\\" in text or text.count("/") > 1:
+        return True
+    parent = Path(text).parent
+    return parent != Path(".") and parent.is_dir()
 
 
 def load(ref: str | Path, device=None) -> Encoder:
@@ -97,6 +151,9 @@ def load(ref: str | Path, device=None) -> Encoder:
     if text.startswith(RANDOM_PREFIX):
         encoder = load_random(text[len(RANDOM_PREFIX):])
     else:
+        text = _expand_user(text)
+        if looks_like_path(text) and not Path(text).exists():
+            raise TesseraError(f"no such run directory: {text}")
         local = resolve_model_dir(text)
         if local is None and Path(text).exists():
             raise TesseraError(f"{text}: not a directory")

@@ -1,4 +1,7 @@
-"""Named ViT-MAE architectures (DESIGN §5.10: configs name a preset, never repeat dimensions).
+"""Named architectures (DESIGN §5.10: configs name a preset, never repeat dimensions).
+
+``VIT_PRESETS`` are ViT-MAE architectures (also used for DINOv2 backbones); ``CONV_PRESETS`` are ResNets for
+``model.backbone=resnet`` (see :mod:`tessera.models.conv`). ``MODEL_PRESETS`` is the one registry of both.
 
 Each preset gives the encoder and the MAE decoder dimensions. ``vit_base_patch16_224`` is the
 ViT-MAE base configuration used by seed 000 §5.1 (facebook/vit-mae-base: 768-dim, 12 blocks,
@@ -9,7 +12,7 @@ seed 001 (patch 8, dim 192, 6 blocks, 3 heads) with a small 128-dim, 2-block dec
 
 from __future__ import annotations
 
-MODEL_PRESETS: dict[str, dict] = {
+VIT_PRESETS: dict[str, dict] = {
     "vit_micro_patch8_32": dict(
         image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, decoder_hidden_size=32, decoder_num_hidden_layers=1,
@@ -37,6 +40,56 @@ MODEL_PRESETS: dict[str, dict] = {
     ),
 }
 
+# ResNets (He et al. 2016) behind the same encoder interface (issue 12's convolutional arm). Stages play the role of
+# blocks. ``stem``: "small" = 3x3 stride-1 conv without max-pool (the CIFAR ResNet stem of He et al. 2016 §4.2),
+# so 64 px inputs keep an 8x8 map after four stages; "standard" = HF/torchvision's 7x7 stride-2 conv + max-pool
+# (a 2x2 map at 64 px); "small_pool" = 3x3 stride-1 conv + max-pool, as ``inigoval/byol``'s ``downscale: True``
+# (Slijepcevic et al. 2024's radio BYOL, a 4x4 map at 64 px). ``resnet18_64`` is ResNet-18 (basic blocks
+# 2-2-2-2, widths 64-512); ``resnet18_pool_64`` is the same net with the radio BYOL stem (a 4x4 last map, about
+# 2.5x the CPU throughput of ``resnet18_64``: benchmarks/conv_forward.py); ``resnet_small_64`` is the "4 stages,
+# 32-256 channels" net measured in issue 12 (ResNet-18's layout at half width); ``resnet_micro_32`` is test-only.
+CONV_PRESETS: dict[str, dict] = {
+    "resnet_micro_32": dict(
+        backbone="resnet", image_size=32, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+        layer_type="basic", stem="small",
+    ),
+    "resnet_small_64": dict(
+        backbone="resnet", image_size=64, embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[2, 2, 2, 2],
+        layer_type="basic", stem="small",
+    ),
+    "resnet18_64": dict(
+        backbone="resnet", image_size=64, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
+        layer_type="basic", stem="small",
+    ),
+    "resnet18_pool_64": dict(
+        backbone="resnet", image_size=64, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
+        layer_type="basic", stem="small_pool",
+    ),
+}
+
+# Stride of each stem (conv stride x max-pool stride).
+STEM_STRIDES = {"standard": 4, "small": 1, "small_pool": 2}
+
+MODEL_PRESETS: dict[str, dict] = {**VIT_PRESETS, **CONV_PRESETS}
+
+
+def preset_backbone(name: str) -> str | None:
+    """"resnet" for a convolutional preset, None for a ViT preset (vit_mae, dinov2 and dinov2_registers all fit)."""
+    return MODEL_PRESETS[name].get("backbone")
+
+
+def conv_total_stride(preset: dict) -> int:
+    """Input pixels per feature-map position of the last stage: the stem's stride x 2 per later stage
+    (stage 1 keeps the resolution, as HF's ``downsample_in_first_stage=False`` and torchvision)."""
+    stride = STEM_STRIDES[preset["stem"]] * 2 ** (len(preset["depths"]) - 1)
+    return stride * (2 if preset.get("downsample_in_first_stage", False) else 1)
+
+
+def preset_patch_size(name: str) -> int:
+    """The patch size of a ViT preset, the total stride of a conv preset (what a token grid is made of)."""
+    preset = MODEL_PRESETS[name]
+    return conv_total_stride(preset) if preset.get("backbone") == "resnet" else int(preset["patch_size"])
+
 
 def get_preset(name: str) -> dict:
     """A copy of preset ``name``; unknown names raise ConfigError naming ``model.preset``."""
@@ -44,4 +97,4 @@ def get_preset(name: str) -> dict:
 
     if name not in MODEL_PRESETS:
         raise ConfigError(f"config key 'model.preset': unknown preset {name!r} (known: {', '.join(MODEL_PRESETS)})")
-    return dict(MODEL_PRESETS[name])
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in MODEL_PRESETS[name].items()}

@@ -229,9 +229,14 @@ def _load_registers(encoder: ViTEncoder, source: _Source) -> None:
         encoder.registers.copy_(tensors["registers"])
 
 
-def build_encoder(cfg: ModelConfig, with_decoder: bool = False) -> tuple[ViTEncoder, nn.Module | None]:
-    """The ViTEncoder of ``cfg`` (and the HF MAE decoder if asked), from scratch or ``cfg.init``."""
+def build_encoder(cfg: ModelConfig, with_decoder: bool = False) -> tuple[nn.Module, nn.Module | None]:
+    """The encoder of ``cfg`` (and the HF MAE decoder if asked), from scratch or ``cfg.init``: a ViTEncoder, or
+    a :class:`~tessera.models.conv.ConvEncoder` for ``backbone: resnet`` (which has no decoder)."""
     cfg.validate()
+    if cfg.backbone == "resnet":
+        from tessera.models.conv import build_conv_encoder
+
+        return build_conv_encoder(cfg), None
     source = _source(cfg.init) if cfg.init else None
     if source is not None and source.settings is not None:
         saved = source.settings
