@@ -264,18 +264,10 @@ def run_arm(arm: Arm, seed: int, steps: int, corpus: str, out: Path, cfg: Bakeof
 
 
 def random_encoder(model_cfg, name: str):
-    """Random-init encoder with exactly ``model_cfg``'s architecture (seeded, so every call gives the same weights)."""
-    import torch
+    """Random-init encoder with exactly ``model_cfg``'s architecture (the same weights every call)."""
+    from tessera.models.load import random_encoder as build
 
-    from tessera.models.encoder import Encoder
-    from tessera.models.load import RANDOM_SEED
-    from tessera.models.pretrain_model import build_encoder
-
-    cfg = dataclasses.replace(model_cfg, init=None, input_norm="identity")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        encoder, _ = build_encoder(cfg)
-    return Encoder(encoder, readout="mean_patch", name=name)
+    return build(model_cfg, name)
 
 
 def eval_config(cfg: BakeoffConfig, repeat: int, cache_dir: Path):

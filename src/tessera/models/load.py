@@ -37,7 +37,6 @@ def load_random(name: str) -> Encoder:
     from tessera.config import available_presets, resolve_config
     from tessera.models.config import ModelConfig
     from tessera.models.presets import MODEL_PRESETS, preset_backbone
-    from tessera.models.pretrain_model import build_encoder
 
     if name in MODEL_PRESETS:
         cfg = ModelConfig(preset=name, backbone=preset_backbone(name) or "vit_mae")
@@ -46,11 +45,19 @@ def load_random(name: str) -> Encoder:
     else:
         known = sorted(MODEL_PRESETS) + available_presets()
         raise TesseraError(f"'{RANDOM_PREFIX}{name}': unknown preset (known: {', '.join(known)})")
-    cfg = dataclasses.replace(cfg, init=None, input_norm="identity")
+    return random_encoder(cfg, f"{RANDOM_PREFIX}{name}")
+
+
+def random_encoder(model_cfg, name: str) -> Encoder:
+    """Random-init encoder with exactly ``model_cfg``'s architecture (its ``init`` dropped, identity input
+    adapter), seeded with ``RANDOM_SEED``: the same architecture always gets the same weights."""
+    from tessera.models.pretrain_model import build_encoder
+
+    cfg = dataclasses.replace(model_cfg, init=None, input_norm="identity")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         encoder, _ = build_encoder(cfg)
-    return Encoder(encoder, readout="mean_patch", name=f"{RANDOM_PREFIX}{name}")
+    return Encoder(encoder, readout="mean_patch", name=name)
 
 
 def load_exported(path: Path) -> Encoder:
