@@ -6,7 +6,7 @@
 Each preset gives the encoder and the MAE decoder dimensions. ``vit_base_patch16_224`` is the
 ViT-MAE base configuration used by seed 000 §5.1 (facebook/vit-mae-base: 768-dim, 12 blocks,
 12 heads, decoder 512-dim / 8 blocks / 16 heads). The tiny presets are the CPU-sized ViT of
-seed 001 (patch 8, dim 192, 6 blocks, 3 heads) with a small 128-dim, 2-block decoder.
+seed 001 (dim 192, 6 blocks, 3 heads; patch 4 as in seed 001, or 8) with a small 128-dim, 2-block decoder.
 ``vit_micro_patch8_32`` is a test-only size (32 px, dim 32, 2 blocks) for fast unit tests.
 """
 
@@ -20,6 +20,13 @@ VIT_PRESETS: dict[str, dict] = {
     ),
     "vit_tiny_patch8_64": dict(
         image_size=64, patch_size=8, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
+        intermediate_size=768, decoder_hidden_size=128, decoder_num_hidden_layers=2,
+        decoder_num_attention_heads=4, decoder_intermediate_size=512,
+    ),
+    # seed 001's small ViT exactly (patch 4 at 64 px: 256 tokens, notes/small-scale-ssl.md lesson 3: small ViTs
+    # need many tokens per source).
+    "vit_tiny_patch4_64": dict(
+        image_size=64, patch_size=4, hidden_size=192, num_hidden_layers=6, num_attention_heads=3,
         intermediate_size=768, decoder_hidden_size=128, decoder_num_hidden_layers=2,
         decoder_num_attention_heads=4, decoder_intermediate_size=512,
     ),
