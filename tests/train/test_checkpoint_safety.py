@@ -18,7 +18,6 @@ from tessera.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
     set_rng_state,
-    verify_checkpoint,
 )
 
 
@@ -67,6 +66,8 @@ def _flip_inside_tensor(path, needle: bytes) -> None:
 
 
 def test_bit_flip_and_random_bytes_fall_back_to_the_newest_valid(tmp_path, caplog):
+    from tessera.train.checkpoint import verify_checkpoint
+
     weights = {i: torch.full((64,), float(i) + 0.123) for i in (1, 2, 3)}
     for step in (1, 2, 3):
         save_checkpoint(tmp_path, step, {"w": weights[step]})

@@ -143,7 +143,7 @@ def load_batch(path: str | Path):
     try:
         with open(path, "rb") as f:
             return _BatchUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
         raise TesseraError(f"{path}: not a MiraBest batch ({type(exc).__name__}: {exc})") from None
 
 
