@@ -84,12 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    if getattr(args, "quiet", False):
-        from tessera.progress import set_quiet
+    from tessera.progress import output_mode
 
-        set_quiet(True)
     try:
-        result = args._run(args)
+        with output_mode(quiet=bool(getattr(args, "quiet", False))):
+            result = args._run(args)
     except TesseraError as exc:
         print(f"tessera {args.command}: error: {exc}", file=sys.stderr)
         return 2

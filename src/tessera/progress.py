@@ -12,6 +12,7 @@ download bars, and Python warnings from other packages (tessera's own warnings s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -22,27 +23,32 @@ from typing import Any, TextIO
 _QUIET = False
 
 
+_HF_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+def silence_hf_bars() -> None:
+    """Turn off the Hugging Face bars ("Loading weights", "Writing model shards", downloads) and transformers'
+    info/warning logging. Set through the environment (read when the libraries are imported) and, when they
+    are imported already, through their switches: importing transformers just to silence it costs seconds."""
+    os.environ.update(_HF_ENV)
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def set_quiet(quiet: bool = True) -> None:
     """Silence every progress bar of this process (ours and the Hugging Face libraries') and third-party warnings."""
     global _QUIET
     _QUIET = bool(quiet)
     if not quiet:
         return
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    except ImportError:  # pragma: no cover - huggingface_hub is a transformers dependency
-        pass
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:  # pragma: no cover
-        pass
+    silence_hf_bars()
     # Third-party warnings (torch, transformers, astropy...) are not the user's to act on; ours are.
     warnings.filterwarnings("ignore")
     warnings.filterwarnings("default", module=r"tessera(\..*)?$")
@@ -50,6 +56,67 @@ def set_quiet(quiet: bool = True) -> None:
 
 def is_quiet() -> bool:
     return _QUIET
+
+
+@contextlib.contextmanager
+def output_mode(quiet: bool = False, stream: TextIO | None = None):
+    """How a command talks, inside this block only (``tessera.cli.main`` runs each command in one).
+
+    ``quiet``: :func:`set_quiet`. Otherwise, when ``stream`` (stderr) is not a terminal, the Hugging Face
+    bars are turned off: they would fill a log file with carriage returns, and our own
+    :func:`progress_bar` already writes plain lines there. Everything is restored on exit, so calling the
+    CLI in-process (as the tests do) does not leave the process quiet.
+    """
+    global _QUIET
+    stream = stream if stream is not None else sys.stderr
+    if not quiet and _is_tty(stream):
+        yield
+        return
+    saved_flag = _QUIET
+    saved_env = {k: os.environ.get(k) for k in _HF_ENV}
+    hf = _hf_state()
+    with warnings.catch_warnings():
+        if quiet:
+            set_quiet(True)
+        else:
+            silence_hf_bars()
+        try:
+            yield
+        finally:
+            _QUIET = saved_flag
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            _restore_hf_state(hf, saved_env)
+
+
+def _hf_state() -> dict:
+    state: dict = {}
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import are_progress_bars_disabled
+
+        state["hub_disabled"] = are_progress_bars_disabled()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        state["verbosity"], state["bars"] = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    return state
+
+
+def _restore_hf_state(state: dict, saved_env: dict) -> None:
+    """Put the libraries back as they were (or at their defaults when they were imported inside the block)."""
+    default_off = saved_env.get("HF_HUB_DISABLE_PROGRESS_BARS") not in (None, "", "0")
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+        (disable_progress_bars if state.get("hub_disabled", default_off) else enable_progress_bars)()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity(state.get("verbosity", hf_logging.WARNING))
+        (hf_logging.enable_progress_bar if state.get("bars", not default_off) else hf_logging.disable_progress_bar)()
 
 
 def _is_tty(stream: TextIO) -> bool:
