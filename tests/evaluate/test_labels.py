@@ -157,3 +157,20 @@ def test_archives_extract_into_a_hash_keyed_cache_and_partial_ones_are_redone(tm
     (target / "batches" / "data_batch_1").unlink()
     assert len(load_mirabest(archive, cache=tmp_path / "cache")) == 4
     assert (target / ".complete").is_file()
+
+
+def test_blanked_pixels_follow_the_ingest_rule(tmp_path):
+    """A few NaN pixels: ZScale on the finite pixels, blanks 0 (as ingest keeps them); a threshold excludes."""
+    csv = write_synthetic_csv(tmp_path, n_per_class=2)
+    img = np.random.default_rng(3).random((32, 32)).astype(np.float32)
+    img[2, 2] = img[7, 9] = np.nan
+    np.save(tmp_path / "img" / "blanked.npy", img)
+    csv.write_text(csv.read_text() + "img/blanked.npy,edge,SYN\n")
+    kept = load_labeled(csv)
+    i = kept.sources.index("img/blanked.npy")
+    np.testing.assert_allclose(kept.images[i][0].astype(np.float32), zscale_normalize(img), atol=1e-3)
+    assert kept.images[i][0, 2, 2] == 0
+    strict = load_labeled(csv, max_nan_fraction=0.0)
+    assert "img/blanked.npy" not in strict.sources
+    assert "max_nan_fraction=0.0" in {e["path"]: e["reason"] for e in strict.excluded}["img/blanked.npy"]
+    assert strict.data_key != kept.data_key and len(load_labeled(csv, max_nan_fraction=0.01)) == len(kept)

@@ -134,11 +134,21 @@ def subset_records(records: list[Record], max_per_class: int | None, seed: int) 
     return [records[i] for i in sorted(keep)]
 
 
-def read_normalized(record: Record, hdu: int | None) -> np.ndarray:
-    """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank."""
+def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | None = None) -> np.ndarray:
+    """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank.
+
+    Blanked (NaN) pixels follow ingest's rule (``tessera.corpus.filters``): ZScale on the finite pixels,
+    blanks 0 after normalization. ``max_nan_fraction`` (ingest's key of the same name) excludes an image
+    with a larger blanked fraction; None keeps every image that has finite pixels (labeled cutouts are
+    curated one by one, so a few blanked pixels are no reason to lose a labeled sample).
+    """
+    from tessera.corpus.filters import nan_fraction
+
     read_image, zscale_normalize = _corpus_io()
     raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
     raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
+    if max_nan_fraction is not None and nan_fraction(raw) > max_nan_fraction:
+        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than max_nan_fraction={max_nan_fraction}")
     norm = zscale_normalize(raw)
     if is_blank(raw, norm):
         raise _Blank(BLANK_REASON)
@@ -150,21 +160,28 @@ class _Blank(Exception):
 
 
 def build_labeled_set(
-    records: list[Record], hdu: int | None = None, classes: list[str] | None = None, extra_key: str = ""
+    records: list[Record],
+    hdu: int | None = None,
+    classes: list[str] | None = None,
+    extra_key: str = "",
+    max_nan_fraction: float | None = None,
 ) -> LabeledSet:
     """Read and normalize every record; unreadable/blank ones go to ``excluded`` with the reason.
 
-    ``classes`` fixes the class order (default: sorted label names of the records).
+    ``classes`` fixes the class order (default: sorted label names of the records); ``max_nan_fraction``:
+    see :func:`read_normalized`.
     """
     classes = list(classes) if classes is not None else sorted({r.label for r in records})
     index = {c: i for i, c in enumerate(classes)}
     images, labels, sources, rows, excluded = [], [], [], [], []
     digest = hashlib.sha256(f"hdu={hdu};{extra_key}".encode())
+    if max_nan_fraction is not None:  # part of the feature-cache key only when it can change the set
+        digest.update(f";max_nan_fraction={max_nan_fraction}".encode())
     for record in records:
         if record.label not in index:
             raise TesseraError(f"{record.source}: label {record.label!r} is not one of {classes}")
         try:
-            image = read_normalized(record, hdu)
+            image = read_normalized(record, hdu, max_nan_fraction)
         except TesseraError as exc:  # read_image's documented "unreadable" error: excluded and listed (§4.1)
             excluded.append({"path": record.source, "reason": str(exc)})
             continue
@@ -277,7 +294,9 @@ def records_from_path(path: str | Path) -> list[Record]:
     raise TesseraError(f"{path}: no such labeled data (expected a CSV file or a folder)")
 
 
-def load_labeled(path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0) -> LabeledSet:
+def load_labeled(
+    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0, max_nan_fraction: float | None = None
+) -> LabeledSet:
     """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
     records = subset_records(records_from_path(path), max_per_class, seed)
-    return build_labeled_set(records, hdu=hdu)
+    return build_labeled_set(records, hdu=hdu, max_nan_fraction=max_nan_fraction)
