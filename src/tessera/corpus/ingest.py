@@ -7,8 +7,10 @@ Store layout (DESIGN §3.2)::
       journal.jsonl      one JSON record per finished input (done or skipped), appended after its shards are durable
       shards/<key>-<n>.npy   float16 (N, C, H, W) cutouts of one input (one shard per cutout shape, <= shard_size each)
       manifest.parquet   one row per cutout, rebuilt deterministically from the journal (sorted by input path)
-      skipped.parquet    every skipped input and malformed product inside an input, with its reason
+      skipped.parquet    every input that yields no cutout (skipped, all tiles dropped, missing, unreadable
+                         directory, dead symlink, other channel count) and every malformed product inside an input
       report.json        counts per reason and per input, and this run's throughput
+      .lock              the pid of the one ingest writing the store (taken before --overwrite wipes anything)
 
 Resumability (seed 000 §3.4 "extensible" corpus): each input has a content key (absolute path + size +
 mtime). Shards are written to a temporary name, fsynced and renamed; the journal record follows only
@@ -136,7 +138,7 @@ def expand_inputs(
             for m in matches:
                 if m.is_symlink() and not m.exists():
                     _link_problem(m, problem)
-            if not files and not problems_for(problems, matches):
+            if not files and not _problems_for(problems, matches):
                 problem(text, "missing", "no such file or no match")
             for m in files:
                 add(m, m.resolve().parent.name)
@@ -145,7 +147,7 @@ def expand_inputs(
     return sorted(found.items()), problems
 
 
-def problems_for(problems: list[dict[str, str]], paths: Iterable[Path]) -> bool:
+def _problems_for(problems: list[dict[str, str]], paths: Iterable[Path]) -> bool:
     names = {str(p) for p in paths}
     return any(p["path"] in names for p in problems)
 
