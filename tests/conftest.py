@@ -32,3 +32,9 @@ def _few_threads():
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _tessera_cache(tmp_path_factory, monkeypatch):
+    """Archive extraction (MiraBest .tar.gz) goes to a per-test cache, never to the user's ~/.cache/tessera."""
+    monkeypatch.setenv("TESSERA_CACHE", str(tmp_path_factory.mktemp("tessera_cache")))

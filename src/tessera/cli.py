@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from tessera import __version__
+from tessera.commands._common import add_quiet_argument
 from tessera.errors import TesseraError
 
 # name -> one-line help; the module tessera.commands.<name> provides add_arguments(parser) and run(args).
@@ -44,9 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(cmd)
+        if not _has_subcommands(cmd):  # nested commands (simulate radio) add --quiet to each leaf
+            add_quiet_argument(cmd)
         cmd.set_defaults(_run=module.run)
         parser.command_parsers[name] = cmd
     return parser
+
+
+def _has_subcommands(parser: argparse.ArgumentParser) -> bool:
+    return any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
 
 
 def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
@@ -78,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
+    from tessera.progress import output_mode
+
     try:
-        result = args._run(args)
+        with output_mode(quiet=bool(getattr(args, "quiet", False))):
+            result = args._run(args)
     except TesseraError as exc:
         print(f"tessera {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -96,15 +96,21 @@ def test_images_arrays_and_channels(tmp_path, rng):
     report = run_ingest([d], tmp_path / "store", IngestConfig(tile=128, min_tile=32), progress=False)
     m = CutoutStore(tmp_path / "store").manifest
     by = {name: g for name, g in m.groupby(m["path"].str.rsplit("/", n=1).str[-1])}
-    assert by["rgb.png"]["channels"].tolist() == [3] and by["rgb.png"][["h", "w"]].values.tolist() == [[80, 90]]
+    # One channel count per store (issue 17): the lone RGB image among gray ones is skipped, with the reason.
+    assert "rgb.png" not in by
+    skipped = {r["path"].rsplit("/", 1)[-1]: r["reason"] for r in report["skipped_inputs"]}
+    assert "has 3 channel(s), the store has 1" in skipped["rgb.png"] and "--gray" in skipped["rgb.png"]
     assert by["gray3.png"]["channels"].tolist() == [1]
     assert by["g16.png"]["raw_max"].iloc[0] > 255
     assert by["stack.npy"]["plane"].tolist() == [0, 1]
     assert by["cube.h5"]["dataset"].tolist() == ["imgs"] * 3 and by["cube.h5"]["plane"].tolist() == [0, 1, 2]
-    assert report["inputs_read"] == 5
+    assert report["inputs_read"] == 4
     store = CutoutStore(tmp_path / "store")
     shapes = {store.get_array(i).shape for i in range(len(store))}
-    assert (3, 80, 90) in shapes and (1, 40, 40) in shapes  # mixed sizes in one store
+    assert (1, 70, 70) in shapes and (1, 40, 40) in shapes  # mixed sizes in one store
+    run_ingest([d / "rgb.png"], tmp_path / "rgb", IngestConfig(tile=128, min_tile=32), progress=False)
+    rgb = CutoutStore(tmp_path / "rgb").manifest
+    assert rgb["channels"].tolist() == [3] and rgb[["h", "w"]].values.tolist() == [[80, 90]]
     gray_cfg = IngestConfig(tile=128, min_tile=32, to_gray=True)
     run_ingest([d / "rgb.png"], tmp_path / "gray", gray_cfg, progress=False)
     assert CutoutStore(tmp_path / "gray").get_array(0).shape == (1, 80, 90)

@@ -31,7 +31,9 @@ def run(args) -> int:
     from tessera.config import resolve_config
     from tessera.evaluate.config import EvalConfig
     from tessera.evaluate.protocol import run_evaluation
+    from tessera.outputs import check_out_vs_inputs
 
+    check_out_vs_inputs(args.out, [args.data, args.data.split(":", 1)[-1]])  # a benchmark spec NAME:PATH reads PATH
     overrides = list(args.overrides)
     for key, value in (("folds", args.folds), ("seed", args.seed), ("layer", args.layer)):
         if value is not None:

@@ -25,7 +25,10 @@ def add_arguments(parser):
     parser.add_argument("--min-tile", type=positive_int, help="keep inputs smaller than a tile whole if both sides are at least this (default 64)")
     parser.add_argument("--workers", type=positive_int, help="processes reading inputs in parallel (default 1)")
     parser.add_argument("--source", help="survey/source name recorded in the manifest (default: the input's folder name)")
-    parser.add_argument("--gray", action="store_true", help="convert color images to one luma channel")
+    parser.add_argument("--gray", action="store_true",
+                        help="convert color images to one luma channel (a store keeps one channel count; odd inputs are skipped)")
+    parser.add_argument("--max-nan-fraction", type=float, metavar="F",
+                        help="keep tiles with at most this fraction of blanked (NaN) pixels (default 0: any NaN drops the tile)")
     parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     # The inputs are greedy, so key=value overrides land there; run() separates them.
@@ -50,6 +53,11 @@ def _print_summary(report: dict) -> None:
         f"store {report['store']}: {report['tiles_written']} cutouts from {report['inputs_read']} inputs "
         f"({report['inputs_skipped']} skipped)",
         f"  dropped tiles: {dropped}",
+    ]
+    kept = {k: v for k, v in report.get("tiles_kept", {}).items() if v}
+    if kept:
+        lines.append("  kept tiles: " + ", ".join(f"{k} {v}" for k, v in kept.items()))
+    lines += [
         f"  this run: {run['inputs_processed']} inputs processed, {run['inputs_already_done']} already done, "
         f"{run['mb_read']} MB in {run['seconds']} s ({run['mb_per_s']} MB/s, {run['tiles_per_s']} tiles/s, {run['workers']} workers)",
     ]
@@ -67,7 +75,8 @@ def run(args) -> int:
 
     inputs, overrides = split_overrides(list(args.inputs))
     overrides = list(args.overrides or []) + overrides
-    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source}
+    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source,
+             "max_nan_fraction": args.max_nan_fraction}
     overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.gray:
         overrides.append("to_gray=true")

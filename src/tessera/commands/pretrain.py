@@ -26,8 +26,10 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import os
 
+    from tessera.outputs import check_out_vs_inputs
     from tessera.train.engine import pretrain_from_config
 
+    check_out_vs_inputs(args.out, [args.corpus])  # --overwrite must never delete the corpus (issue 17)
     run_dir = pretrain_from_config(
         args.config, args.overrides, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite
     )

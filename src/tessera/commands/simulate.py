@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from tessera.commands._common import add_config_arguments, non_negative_int, positive_int
+from tessera.commands._common import add_config_arguments, add_quiet_argument, non_negative_int, positive_int
 
 PRECEDENCE = (
     "precedence (later wins): defaults, --config file section '{section}', the flags above, key=value overrides"
@@ -24,6 +24,7 @@ def _add_common(parser: argparse.ArgumentParser, section: str) -> None:
     parser.add_argument("--size", type=positive_int, metavar="PX", help="image side in pixels (config key: size)")
     parser.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed (config key: seed)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    add_quiet_argument(parser, "print nothing on success")
     add_config_arguments(parser)
     parser.epilog = PRECEDENCE.format(section=section)
 
@@ -61,12 +62,14 @@ def run(args: argparse.Namespace) -> int:
         flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
         cfg = resolve_config(SimulateRadioConfig, args.config, flags + list(args.overrides), section="simulate_radio")
         paths = simulate_radio(cfg, args.out, overwrite=args.overwrite)
-        print(f"wrote {len(paths)} mosaic(s) and catalogue.csv to {args.out}")
+        if not args.quiet:
+            print(f"wrote {len(paths)} mosaic(s) and catalogue.csv to {args.out}")
         return 0
     flags = _flag_overrides(args, {"per_class": "per_class", "size": "size", "seed": "seed"})
     cfg = resolve_config(
         SimulateMorphologyConfig, args.config, flags + list(args.overrides), section="simulate_morphology"
     )
     labels = simulate_morphology(cfg, args.out, overwrite=args.overwrite)
-    print(f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
+    if not args.quiet:
+        print(f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
     return 0

@@ -24,8 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from tessera.config import resolve_config, save_config
     from tessera.corpus.store import CutoutStore
     from tessera.views.config import ViewConfig
+    from tessera.commands._common import check_figure_path
     from tessera.views.figure import draw_views_figure
 
+    check_figure_path(args.out)
     # A pretraining preset holds the recipe in its `views:` section; a flat YAML is a ViewConfig.
     cfg = resolve_config(ViewConfig, args.config, args.overrides, section="views")
     store = CutoutStore(args.store)

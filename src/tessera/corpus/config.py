@@ -19,6 +19,9 @@ class IngestConfig:
     source: str | None = None  # survey/source name for the manifest; None = the input argument's name
     to_gray: bool = False  # convert RGB images to one luma channel (default: keep channels as they are)
     shard_size: int = 256  # most cutouts per shard file (bounds a worker's memory: 256 x 512^2 x 2 B = 128 MiB)
+    # Largest fraction of blanked (NaN/Inf) pixels a tile may have and still be kept (ZScale on its finite
+    # pixels, blanks -> 0). 0 = seed 000 §3.1's rule: any non-finite pixel drops the tile.
+    max_nan_fraction: float = 0.0
 
     def validate(self) -> None:
         if self.tile < 1:
@@ -31,6 +34,8 @@ class IngestConfig:
             raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
         if self.shard_size < 1:
             raise ConfigError(f"config key 'shard_size': must be >= 1, got {self.shard_size}")
+        if not 0.0 <= self.max_nan_fraction < 1.0:
+            raise ConfigError(f"config key 'max_nan_fraction': must be in [0, 1), got {self.max_nan_fraction}")
 
     @property
     def effective_stride(self) -> int:
@@ -38,4 +43,10 @@ class IngestConfig:
 
     def content_settings(self) -> dict:
         """The settings that change what a store contains; a store can only be extended with the same ones."""
-        return {"tile": self.tile, "stride": self.effective_stride, "min_tile": self.min_tile, "to_gray": self.to_gray}
+        return {
+            "tile": self.tile,
+            "stride": self.effective_stride,
+            "min_tile": self.min_tile,
+            "to_gray": self.to_gray,
+            "max_nan_fraction": self.max_nan_fraction,
+        }

@@ -7,8 +7,10 @@ Store layout (DESIGN §3.2)::
       journal.jsonl      one JSON record per finished input (done or skipped), appended after its shards are durable
       shards/<key>-<n>.npy   float16 (N, C, H, W) cutouts of one input (one shard per cutout shape, <= shard_size each)
       manifest.parquet   one row per cutout, rebuilt deterministically from the journal (sorted by input path)
-      skipped.parquet    every skipped input and malformed product inside an input, with its reason
+      skipped.parquet    every input that yields no cutout (skipped, all tiles dropped, missing, unreadable
+                         directory, dead symlink, other channel count) and every malformed product inside an input
       report.json        counts per reason and per input, and this run's throughput
+      .lock              the pid of the one ingest writing the store (taken before --overwrite wipes anything)
 
 Resumability (seed 000 §3.4 "extensible" corpus): each input has a content key (absolute path + size +
 mtime). Shards are written to a temporary name, fsynced and renamed; the journal record follows only
@@ -21,10 +23,14 @@ byte-identical manifest, and new inputs are appended by adding their records.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import glob
 import hashlib
 import json
+import logging
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -35,12 +41,15 @@ import numpy as np
 
 from tessera.config import load_saved_config, save_config
 from tessera.corpus.config import IngestConfig
-from tessera.corpus.filters import DROP_REASONS, drop_reason, pixel_stats
+from tessera.corpus.filters import DROP_REASONS, KEPT_REASONS, drop_reason, nan_fraction, pixel_stats
 from tessera.corpus.normalize import zscale_normalize
 from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
 from tessera.corpus.tiling import plan_tiles
 from tessera.errors import TesseraError
-from tessera.outputs import prepare_output_dir
+from tessera.outputs import check_out_vs_inputs, clear_directory
+from tessera.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 JOURNAL = "journal.jsonl"
 MANIFEST = "manifest.parquet"
@@ -86,16 +95,24 @@ SKIPPED_COLUMNS: dict[str, str] = {
 # ---------------------------------------------------------------- inputs
 
 
-def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[tuple[Path, str]], list[str]]:
-    """Files, directories (recursive) and glob patterns -> sorted unique ``(absolute file, source name)`` and missing inputs.
+def expand_inputs(
+    inputs: Sequence[str | Path], exclude: Path | None = None
+) -> tuple[list[tuple[Path, str]], list[dict[str, str]]]:
+    """Files, directories (recursive) and glob patterns -> sorted unique ``(absolute file, source name)`` and problems.
 
     The source name of a file is the name of the input argument it came from (a directory's name, a
     glob's directory, or a file's parent directory). Hidden files and anything under ``exclude`` (the
-    store itself) are ignored.
+    store itself) are ignored. Nothing given is dropped without a word: every input that cannot be
+    followed comes back in ``problems`` as ``{"path", "reason", "detail"}`` with reason ``missing`` (no
+    such file or no match), ``unreadable_dir`` (a directory that cannot be listed, given or nested),
+    ``broken_link`` (a dangling symlink) or ``link_loop`` (a symlink cycle).
     """
     found: dict[Path, str] = {}
-    missing: list[str] = []
+    problems: list[dict[str, str]] = []
     exclude = exclude.resolve() if exclude is not None else None
+
+    def problem(path: str | Path, reason: str, detail: str) -> None:
+        problems.append({"path": str(path), "reason": reason, "detail": f"{path}: {detail}"})
 
     def add(path: Path, source: str) -> None:
         path = path.resolve()
@@ -111,19 +128,75 @@ def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> 
         if path.is_file():
             add(path, path.resolve().parent.name)
         elif path.is_dir():
-            for sub in sorted(path.rglob("*")):
-                if sub.is_file() and not any(p.startswith(".") for p in sub.relative_to(path).parts):
-                    add(sub, path.resolve().name)
+            for sub in _walk_files(path, problem, exclude):
+                add(sub, path.resolve().name)
+        elif path.is_symlink():
+            _link_problem(path, problem)
         elif glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
             files = [m for m in matches if m.is_file()]
-            if not files:
-                missing.append(text)
+            for m in matches:
+                if m.is_symlink() and not m.exists():
+                    _link_problem(m, problem)
+            if not files and not _problems_for(problems, matches):
+                problem(text, "missing", "no such file or no match")
             for m in files:
                 add(m, m.resolve().parent.name)
         else:
-            missing.append(text)
-    return sorted(found.items()), missing
+            problem(text, "missing", "no such file or no match")
+    return sorted(found.items()), problems
+
+
+def _problems_for(problems: list[dict[str, str]], paths: Iterable[Path]) -> bool:
+    names = {str(p) for p in paths}
+    return any(p["path"] in names for p in problems)
+
+
+def _link_problem(path: Path, problem: Callable[[str | Path, str, str], None]) -> None:
+    """A symlink that leads nowhere: a cycle (ELOOP) or a dangling target."""
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a symlink loop as RuntimeError
+        problem(path, "link_loop", "symlink loop")
+        return
+    except OSError as exc:
+        if getattr(exc, "errno", None) == 40:  # ELOOP
+            problem(path, "link_loop", "symlink loop")
+        else:
+            problem(path, "broken_link", f"dangling symlink to {os.readlink(path)}")
+        return
+
+
+def _walk_files(root: Path, problem: Callable[[str | Path, str, str], None], exclude: Path | None) -> list[Path]:
+    """Every non-hidden file below ``root`` (sorted), reporting unreadable directories and dead symlinks.
+
+    ``os.walk`` with ``onerror`` is used instead of ``Path.rglob``, which skips a directory it cannot list
+    without telling anyone. Symlinked directories are not followed (no cycles).
+    """
+    files: list[Path] = []
+
+    def onerror(exc: OSError) -> None:
+        where = exc.filename or root
+        problem(where, "unreadable_dir", f"cannot list directory ({type(exc).__name__}: {exc.strerror or exc})")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+        base = Path(dirpath)
+        if exclude is not None and (base.resolve() == exclude or exclude in base.resolve().parents):
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in list(dirnames):
+            if (base / d).is_symlink():
+                dirnames.remove(d)  # not followed; its files are not inputs of this directory
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            sub = base / name
+            if sub.is_symlink() and not sub.exists():
+                _link_problem(sub, problem)
+            elif sub.is_file():
+                files.append(sub)
+    return sorted(files)
 
 
 def content_key(path: Path) -> str:
@@ -219,10 +292,12 @@ def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: di
     rows = []
     for (y, x, th, tw), r, d in zip(boxes, ra, dec):
         tile = plane.data[:, y : y + th, x : x + tw]
-        reason = drop_reason(tile)
+        reason = drop_reason(tile, cfg.max_nan_fraction)
         if reason is not None:
             dropped[reason] += 1
             continue
+        if cfg.max_nan_fraction > 0 and nan_fraction(tile) > 0:
+            dropped["kept_with_blanks"] += 1  # counted, not dropped: ZScale on the finite pixels, blanks -> 0
         stats = pixel_stats(tile)
         cutout = zscale_normalize(tile).astype(np.float16)  # seed 000 §3.2, stored compactly (DESIGN §3.2)
         shard, offset = shards.add(cutout)
@@ -304,6 +379,8 @@ def process_input(path: str, key: str, source: str, cfg: IngestConfig, store: st
     record["shards"] = shards.names
     record["tiles"] = len(record["rows"])
     record["dropped"] = {r: dropped[r] for r in DROP_REASONS if dropped[r]}
+    if dropped["kept_with_blanks"]:
+        record["kept"] = {"kept_with_blanks": dropped["kept_with_blanks"]}
     if candidates == 0:
         details = sorted({f"{s['reason']}: {s['detail']}" for s in record["plane_skips"]})
         why = "; ".join(details)[:300] if details else "no image data"
@@ -314,23 +391,58 @@ def process_input(path: str, key: str, source: str, cfg: IngestConfig, store: st
 # ---------------------------------------------------------------- the journal
 
 
+_RECORD_KEYS = ("path", "key", "status", "rows", "shards", "plane_skips", "dropped")
+
+
+def _parse_record(line: bytes) -> dict | None:
+    """A journal line -> its record, or None when it is not a complete record (corrupt bytes, wrong shape)."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict) or any(k not in rec for k in _RECORD_KEYS):
+        return None
+    return rec
+
+
 def read_journal(store: Path) -> dict[str, dict]:
-    """Latest record per input path. A last line cut by a kill is dropped (its input is redone)."""
+    """Latest record per input path.
+
+    A last line cut by a kill is dropped (its input is redone). A corrupt line elsewhere (a disk error, an
+    editor) is treated the same way: it is dropped with a one-line warning naming its line number, its
+    input has no record any more and is redone, and the journal is rewritten without it (atomically), so
+    the store heals instead of failing with a traceback.
+    """
     path = store / JOURNAL
     if not path.exists():
         return {}
     records: dict[str, dict] = {}
     raw = path.read_bytes()
-    good_end = 0
-    for line in raw.splitlines(keepends=True):
+    kept: list[bytes] = []
+    bad: list[int] = []
+    torn = False
+    for number, line in enumerate(raw.splitlines(keepends=True), start=1):
         if not line.endswith(b"\n"):
-            break  # torn write from a killed run: everything before it is intact
-        rec = json.loads(line)
+            torn = True  # torn write from a killed run: everything before it is intact
+            break
+        rec = _parse_record(line)
+        if rec is None:
+            bad.append(number)
+            continue
         records[rec["path"]] = rec
-        good_end += len(line)
-    if good_end != len(raw):
+        kept.append(line)
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        log.warning("tessera: warning: %s: dropped %d corrupt journal line(s) (line %s); their inputs are redone", path, len(bad), shown)
+        tmp = store / f".tmp-{os.getpid()}-{JOURNAL}"
+        with open(tmp, "wb") as fh:
+            fh.write(b"".join(kept))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    elif torn:
         with open(path, "r+b") as fh:
-            fh.truncate(good_end)
+            fh.truncate(sum(len(x) for x in kept))
     return records
 
 
@@ -368,40 +480,92 @@ def build_manifest(records: Iterable[dict]):
     return _frame(rows, MANIFEST_COLUMNS)
 
 
-def build_skipped(records: Iterable[dict]):
-    """One row per skipped input (hdu = plane = -1) and per malformed product inside an input."""
+def build_skipped(records: Iterable[dict], problems: Iterable[dict[str, str]] = ()):
+    """One row per input that yields no cutout, and per malformed product inside an input.
+
+    Inputs that could not be followed (``problems`` of :func:`expand_inputs`: missing, unreadable
+    directory, dead symlink) and skipped inputs have ``hdu = plane = -1``; an input that was read but
+    whose tiles were all dropped (e.g. an all-NaN FITS) gets a ``no_cutouts`` row with the drop counts.
+    """
     rows: list[dict] = []
     for rec in sorted(records, key=lambda r: r["path"]):
         if rec["status"] == "skipped":
             rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped", "detail": rec["reason"]})
+        elif rec["tiles"] == 0:
+            counts = ", ".join(f"{k} {v}" for k, v in rec["dropped"].items()) or "no tiles"
+            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "no_cutouts",
+                         "detail": f"{rec['path']}: every tile was dropped ({counts})"})
         for s in rec["plane_skips"]:
             rows.append({"path": rec["path"], **s})
+    for item in sorted(problems, key=lambda p: p["path"]):
+        rows.append({"path": item["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": item["reason"], "detail": item["detail"]})
     return _frame(rows, SKIPPED_COLUMNS)
 
 
-def summarize(records: dict[str, dict], missing: list[str], run: dict) -> dict:
+def summarize(records: dict[str, dict], problems: list[dict[str, str]], run: dict) -> dict:
     """The report: totals over the whole store, per input, and this run's throughput."""
     done = [r for r in records.values() if r["status"] == "done"]
     skipped = [r for r in records.values() if r["status"] == "skipped"]
     dropped = Counter()
+    kept = Counter()
     plane_skips = Counter()
     for r in records.values():
         dropped.update(r["dropped"])
+        kept.update(r.get("kept", {}))
         plane_skips.update(s["reason"] for s in r["plane_skips"])
     return {
         "inputs_read": len(done),
-        "inputs_skipped": len(skipped) + len(missing),
+        "inputs_skipped": len(skipped) + len(problems),
         "tiles_written": sum(r["tiles"] for r in done),
         "tiles_dropped": {k: dropped[k] for k in DROP_REASONS},
+        "tiles_kept": {k: kept[k] for k in KEPT_REASONS},
         "products_skipped": dict(sorted(plane_skips.items())),
         "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]
-        + [{"path": m, "reason": f"{m}: no such file or no match"} for m in missing],
+        + [{"path": p["path"], "reason": p["detail"]} for p in problems],
         "per_input": [
             {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"], "planes": r["planes"]}
             for r in sorted(records.values(), key=lambda r: r["path"])
         ],
         "run": run,
     }
+
+
+# ---------------------------------------------------------------- one channel count per store
+
+
+def _record_channels(rec: dict) -> set[int]:
+    return {int(row["channels"]) for row in rec["rows"]}
+
+
+def store_channels(records: dict[str, dict], previous: set[str]) -> int | None:
+    """The channel count of the store: that of the inputs done before this run, else the most common one.
+
+    The majority (by inputs, then cutouts, then the smaller C) rather than the first input read, so one odd
+    RGBA PNG among FITS never decides, and the answer does not depend on the order workers finish in.
+    """
+    established = {c for p in previous if p in records and records[p]["status"] == "done" for c in _record_channels(records[p])}
+    if len(established) == 1:
+        return established.pop()
+    votes: Counter = Counter()
+    tiles: Counter = Counter()
+    for rec in records.values():
+        if rec["status"] == "done":
+            for c in _record_channels(rec):
+                votes[c] += 1
+                tiles[c] += sum(1 for row in rec["rows"] if int(row["channels"]) == c)
+    if not votes:
+        return None
+    return min(votes, key=lambda c: (-votes[c], -tiles[c], c))
+
+
+def channel_mismatch_record(rec: dict, channels: int) -> dict:
+    """``rec`` turned into a skipped record: its cutouts have another channel count than the store's."""
+    found = sorted(_record_channels(rec))
+    reason = (
+        f"{rec['path']}: has {'/'.join(map(str, found))} channel(s), the store has {channels} "
+        "(one channel count per store; pass --gray to convert colour images to one channel)"
+    )
+    return dict(rec, status="skipped", reason=reason, rows=[], shards=[], tiles=0)
 
 
 # ---------------------------------------------------------------- the store directory
@@ -438,19 +602,35 @@ def acquire_lock(store: Path) -> Path:
     raise TesseraError(f"{store}: could not take the store lock {lock}")
 
 
-def open_store_for_writing(out: Path, cfg: IngestConfig, overwrite: bool) -> Path:
-    """Create the store, or reopen an existing one for resume/append after checking its settings match."""
+def open_store_for_writing(out: Path, cfg: IngestConfig, overwrite: bool) -> tuple[Path, Path]:
+    """Create the store, or reopen an existing one for resume/append after checking its settings match.
+
+    Returns ``(store, lock)``. The lock is taken before anything is removed: ``--overwrite`` of a store that
+    another ingest is writing is refused (it used to delete the store under the running ingest), and a
+    wipe keeps the lock file itself.
+    """
+    if out.exists() and not out.is_dir():
+        raise TesseraError(f"{out}: exists and is not a directory")
     is_store = (out / JOURNAL).exists() or (out / "config.yaml").exists()
-    out = prepare_output_dir(out, overwrite=overwrite, resume=is_store and not overwrite)
-    if is_store and not overwrite and (out / "config.yaml").exists():
-        saved = load_saved_config(IngestConfig, out)
-        if saved.content_settings() != cfg.content_settings():
-            raise TesseraError(
-                f"{out}: store was built with {saved.content_settings()}, not {cfg.content_settings()} "
-                "(use the same settings to resume/append, or --overwrite)"
-            )
-    (out / SHARDS).mkdir(exist_ok=True)
-    return out
+    if out.is_dir() and any(out.iterdir()) and not is_store and not overwrite:
+        raise TesseraError(f"{out}: output directory exists and is not empty (pass --overwrite to replace it)")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = acquire_lock(out)
+    try:
+        if overwrite:
+            clear_directory(out, keep=[LOCK])
+        elif is_store and (out / "config.yaml").exists():
+            saved = load_saved_config(IngestConfig, out)
+            if saved.content_settings() != cfg.content_settings():
+                raise TesseraError(
+                    f"{out}: store was built with {saved.content_settings()}, not {cfg.content_settings()} "
+                    "(use the same settings to resume/append, or --overwrite)"
+                )
+        (out / SHARDS).mkdir(exist_ok=True)
+    except BaseException:
+        lock.unlink(missing_ok=True)
+        raise
+    return out, lock
 
 
 def _clean_store(store: Path, records: dict[str, dict]) -> None:
@@ -463,10 +643,40 @@ def _clean_store(store: Path, records: dict[str, dict]) -> None:
         item.unlink()
 
 
-def finalize_store(store: Path, records: dict[str, dict]) -> None:
+def finalize_store(store: Path, records: dict[str, dict], problems: Iterable[dict[str, str]] = ()) -> None:
     """Rebuild manifest.parquet and skipped.parquet from the journal records (deterministic bytes)."""
     _write_parquet(build_manifest(records.values()), store / MANIFEST)
-    _write_parquet(build_skipped(records.values()), store / SKIPPED)
+    _write_parquet(build_skipped(records.values(), problems), store / SKIPPED)
+
+
+# ---------------------------------------------------------------- worker processes
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _exit_when_orphaned(parent: int, period: float = 1.0) -> None:
+    """Watchdog thread body: leave as soon as the parent is gone (we get re-parented)."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(1)
+        time.sleep(period)
+
+
+def _worker_init(parent: int) -> None:
+    """ProcessPool initializer: a worker must die with its parent, even on SIGKILL (which runs no cleanup).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill us when the parent dies; a
+    parent-pid watchdog thread is the fallback elsewhere (and covers the race where the parent died before
+    prctl ran).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux/glibc: the watchdog alone
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True, name="tessera-orphan-watchdog").start()
 
 
 # ---------------------------------------------------------------- the job
@@ -482,16 +692,17 @@ def _slow_hook() -> float:
 
 def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None], progress: bool):
     """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion order."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(tasks), desc="ingest", unit="file", disable=None if progress else True, leave=False)
+    bar = progress_bar(total=len(tasks), desc="ingest", unit="file", disable=not progress, leave=False)
     try:
         if cfg.workers == 1 or len(tasks) <= 1:
             for path, key, source in tasks:
                 on_record(process_input(path, key, source, cfg, str(store)))
                 bar.update(1)
             return
-        with concurrent.futures.ProcessPoolExecutor(max_workers=min(cfg.workers, len(tasks))) as pool:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=min(cfg.workers, len(tasks)), initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        with pool:
             futures = [pool.submit(process_input, p, k, s, cfg, str(store)) for p, k, s in tasks]
             try:
                 for fut in concurrent.futures.as_completed(futures):
@@ -505,24 +716,39 @@ def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path
         bar.close()
 
 
+def _enforce_one_channel_count(store: Path, records: dict[str, dict], previous: set[str]) -> None:
+    """Skip (and journal as skipped) every input whose cutouts have another channel count than the store's."""
+    channels = store_channels(records, previous)
+    if channels is None:
+        return
+    for path in sorted(records):
+        rec = records[path]
+        if rec["status"] == "done" and _record_channels(rec) - {channels}:
+            skipped = channel_mismatch_record(rec, channels)
+            append_journal(store, skipped)
+            records[path] = skipped
+
+
 def run_ingest(
     inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False, progress: bool = True
 ) -> dict:
     """Ingest ``inputs`` into the CutoutStore ``out`` (created, resumed or appended to); returns the report dict.
 
-    Raises TesseraError when no input at all could be read.
+    Raises TesseraError when no input at all could be read, and before any work when ``out`` is, is inside
+    or contains an input (``--overwrite`` would delete it).
     """
     cfg = cfg or IngestConfig()
     cfg.validate()
     out = Path(out)
-    files, missing = expand_inputs(inputs, exclude=out)
-    if not files and not missing:
+    check_out_vs_inputs(out, [i for i in inputs if not glob.has_magic(str(i))])
+    files, problems = expand_inputs(inputs, exclude=out)
+    if not files and not problems:
         raise TesseraError("no input files given")
-    store = open_store_for_writing(out, cfg, overwrite)
-    lock = acquire_lock(store)
+    store, lock = open_store_for_writing(out, cfg, overwrite)
     try:
         save_config(cfg, store)
         records = read_journal(store)
+        previous = {p for p, r in records.items() if r["status"] == "done"}
         _clean_store(store, records)
         tasks = []
         for path, default_source in files:
@@ -531,6 +757,7 @@ def run_ingest(
             if old is not None and old["key"] == key:
                 continue  # finished in an earlier run
             tasks.append((str(path), key, cfg.source or default_source))
+        previous -= {t[0] for t in tasks}
         slow = _slow_hook()
         stats = {"bytes": 0, "tiles": 0}
 
@@ -547,9 +774,10 @@ def run_ingest(
         start = time.perf_counter()
         _run_tasks(tasks, cfg, store, on_record, progress)
         seconds = time.perf_counter() - start
+        _enforce_one_channel_count(store, records, previous)
         _fsync_dir(store / SHARDS)
         _clean_store(store, records)
-        finalize_store(store, records)
+        finalize_store(store, records, problems)
         run = {
             "inputs_processed": len(tasks),
             "inputs_already_done": len(files) - len(tasks),
@@ -559,7 +787,7 @@ def run_ingest(
             "tiles_per_s": round(stats["tiles"] / seconds, 3) if seconds > 0 else None,
             "workers": cfg.workers,
         }
-        report = summarize(records, missing, run)
+        report = summarize(records, problems, run)
         report["store"] = str(store)
         tmp = store / f".tmp-{os.getpid()}-{REPORT}"
         tmp.write_text(json.dumps(report, indent=2, allow_nan=True))
@@ -568,6 +796,6 @@ def run_ingest(
         lock.unlink(missing_ok=True)
     this_run = [records[str(p)] for p, _ in files if str(p) in records]
     if not any(r["status"] == "done" for r in this_run):
-        reasons = [r["reason"] for r in this_run][:3] + [f"{m}: no such file or no match" for m in missing][:3]
+        reasons = [r["reason"] for r in this_run][:3] + [p["detail"] for p in problems][:3]
         raise TesseraError(f"nothing could be read from the inputs ({'; '.join(reasons)[:400]})")
     return report

@@ -37,6 +37,9 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 NPY_SUFFIXES = (".npy",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+# The one list of readable file names, shared by ingest (directory inputs) and evaluate (class folders),
+# so a format that one path reads is never silently skipped by the other.
+READABLE_SUFFIXES = FITS_SUFFIXES + PIL_SUFFIXES + TIFF_SUFFIXES + NPY_SUFFIXES + HDF5_SUFFIXES
 
 
 @dataclasses.dataclass
@@ -68,6 +71,11 @@ class PlaneSkip:
 def _has_suffix(name: str, suffixes: tuple[str, ...]) -> bool:
     name = name.lower()
     return any(name.endswith(s) for s in suffixes)
+
+
+def has_readable_suffix(path: str | Path) -> bool:
+    """True when the file name ends with one of :data:`READABLE_SUFFIXES` (case-insensitive)."""
+    return _has_suffix(Path(path).name, READABLE_SUFFIXES)
 
 
 def detect_format(path: str | Path) -> str | None:
@@ -162,10 +170,30 @@ def _is_image_hdu(hdu) -> bool:
     return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
 
 
-def _fits_hdu_array(hdu) -> np.ndarray | None:
-    """The HDU's data (scaled by BSCALE/BZERO), quietly; None if it has none."""
+def _fits_hdu_array(hdu, path: str | Path | None = None, index: int | None = None) -> np.ndarray | None:
+    """The HDU's data (scaled by BSCALE/BZERO, BLANK -> NaN), quietly; None if it has none.
+
+    astropy refuses to memory-map scaled integer images (BZERO/BSCALE/BLANK: int16 with BSCALE, the
+    standard uint16 layout BZERO=32768, and their .fits.gz), which many archives serve; those HDUs are
+    re-read without memory mapping, so the values are exactly astropy's scaled data.
+    """
+    try:
+        with quiet_astropy():
+            return hdu.data
+    except ValueError as exc:
+        if "memory-mapped" not in str(exc) or path is None or index is None:
+            raise
+    return _unmapped_hdu_data(path, index)
+
+
+def _unmapped_hdu_data(path: str | Path, index: int) -> np.ndarray | None:
+    """HDU ``index`` of ``path`` read into memory (astropy applies BSCALE/BZERO and maps BLANK to NaN)."""
+    from astropy.io import fits
+
     with quiet_astropy():
-        return hdu.data
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+            data = hdul[index].data
+            return None if data is None else np.array(data)
 
 
 def _celestial_wcs(header) -> tuple[Any, str]:
@@ -211,7 +239,7 @@ def _iter_fits_planes(path: str | Path) -> Iterator[Plane | PlaneSkip]:
             if not _is_image_hdu(hdu):
                 continue
             try:
-                data = _fits_hdu_array(hdu)
+                data = _fits_hdu_array(hdu, path, index)
             except Exception as exc:  # truncated / corrupt data unit: skip this HDU, keep the others
                 yield PlaneSkip("read_error", str(_unreadable(path, exc)), hdu=index)
                 continue
@@ -419,7 +447,7 @@ def _fits_read_one(path: str | Path, hdu: int | None) -> np.ndarray:
                     raise TesseraError(f"{path}: HDU {index} is not an image HDU")
                 continue
             try:
-                data = _fits_hdu_array(h)
+                data = _fits_hdu_array(h, path, index)
             except Exception as exc:
                 raise _unreadable(path, exc) from exc
             if data is None or data.size == 0:

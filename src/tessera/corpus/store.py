@@ -30,11 +30,26 @@ class CutoutStore:
         if not manifest_path.is_file():
             raise TesseraError(f"{self.path}: not a cutout store (no {MANIFEST}; run `tessera ingest` first)")
         self.manifest = pd.read_parquet(manifest_path)
+        self.channels = self._one_channel_count()
         codes, names = pd.factorize(self.manifest["shard"], sort=False)
         self._shard_codes = np.asarray(codes, dtype=np.int64)
         self._shard_names = [str(n) for n in names]
         self._offsets = self.manifest["offset"].to_numpy(dtype=np.int64)
         self._maps: dict[int, np.ndarray] = {}
+
+    def _one_channel_count(self) -> int | None:
+        """The store's channel count C (None when empty); a store mixing counts (made before ingest kept one
+        per store) is refused here, before any training step, instead of failing mid-run on a batch."""
+        if "channels" not in self.manifest.columns or self.manifest.empty:
+            return None
+        counts = self.manifest["channels"].value_counts()
+        if len(counts) > 1:
+            detail = ", ".join(f"{int(n)} cutouts with C={int(c)}" for c, n in counts.items())
+            raise TesseraError(
+                f"{self.path}: cutouts with different channel counts ({detail}); re-ingest with --gray, "
+                "or into separate stores"
+            )
+        return int(counts.index[0])
 
     def __len__(self) -> int:
         return len(self._offsets)

@@ -9,7 +9,10 @@ RGZ DR1 (seed 000 §4.4) and LoTSS DR2 (§4.3) need catalogue queries and cutout
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
+import shutil
 import tarfile
 import urllib.error
 import urllib.request
@@ -107,6 +110,93 @@ def download_first(root: str | Path, url: str = FIRST_GRIESE_URL) -> Path:
 
 # ---------------------------------------------------------------- MiraBest
 
+# The only globals a MiraBest batch needs: NumPy arrays (and their dtypes/scalars) and the codec that
+# protocol-2 pickles use for bytes. Anything else (os.system, builtins.eval, ...) in a crafted archive is
+# refused instead of run: the format is pickled, so it is read with a restricted unpickler
+# (https://docs.python.org/3/library/pickle.html#restricting-globals).
+_MIRABEST_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+        ("collections", "OrderedDict"),
+    }
+)
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_MIRABEST_GLOBALS`; any other global is an error."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _MIRABEST_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a MiraBest batch")
+
+
+def load_batch(path: str | Path):
+    """One pickled MiraBest/CIFAR-style batch, read with the restricted unpickler; a refused or broken
+    pickle is a TesseraError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            return _BatchUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
+        raise TesseraError(f"{path}: not a MiraBest batch ({type(exc).__name__}: {exc})") from None
+
+
+def cache_root() -> Path:
+    """Where archives are extracted: ``$TESSERA_CACHE`` or ``$XDG_CACHE_HOME/tessera`` (default ``~/.cache/tessera``).
+
+    Never next to the archive: the data may sit on a read-only disk, and ``--out`` is the user's results only."""
+    env = os.environ.get("TESSERA_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tessera"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_COMPLETE = ".complete"
+
+
+def extract_archive_cached(archive: str | Path, cache: str | Path | None = None) -> Path:
+    """Extract a .tar.gz into ``CACHE/extracted/<sha256 of the archive>/`` once; returns that folder.
+
+    The extraction goes to a temporary sibling and is renamed after a ``.complete`` marker is written, so a
+    killed extraction is redone (a folder without the marker is removed) and a changed archive gets a new key.
+    """
+    archive = Path(archive)
+    root = Path(cache) if cache is not None else cache_root()
+    target = root / "extracted" / file_sha256(archive)
+    if (target / _COMPLETE).is_file():
+        return target
+    if target.exists():
+        shutil.rmtree(target)  # a partial extraction from an interrupted run
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(tmp, filter="data")
+        (tmp / _COMPLETE).write_text(str(archive.resolve()))
+        os.replace(tmp, target)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise TesseraError(f"{archive}: cannot extract ({type(exc).__name__}: {exc})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 
 def _mirabest_batches_dir(path: Path) -> Path:
     for candidate in (path, path / "batches"):
@@ -119,8 +209,7 @@ def _mirabest_codes(batches: Path) -> tuple[int, ...]:
     """Label index -> three-digit code: from ``batches.meta`` label_names when they are codes, else the published table."""
     meta = batches / "batches.meta"
     if meta.is_file():
-        with open(meta, "rb") as f:
-            names = pickle.load(f, encoding="latin1").get("label_names")
+        names = load_batch(meta).get("label_names")
         try:
             codes = tuple(int(str(n).strip()) for n in names)
             if all(100 <= c <= 399 for c in codes):
@@ -138,22 +227,21 @@ def mirabest_class(code: int) -> str | None:
     return "FRI" if family == 1 else "FRII"
 
 
-def load_mirabest(path: str | Path, max_per_class: int | None = None, seed: int = 0):
-    """MiraBest (all batches pooled for K-fold CV): confident FR I vs FR II, hybrids and uncertain excluded."""
+def load_mirabest(path: str | Path, max_per_class: int | None = None, seed: int = 0, cache: str | Path | None = None):
+    """MiraBest (all batches pooled for K-fold CV): confident FR I vs FR II, hybrids and uncertain excluded.
+
+    ``path`` is the batches folder or the .tar.gz archive (extracted once into the hash-keyed ``cache``)."""
     path = Path(path)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        target = path.parent / (path.name.split(".")[0] + "_extracted")
-        if not target.is_dir():
-            with tarfile.open(path, "r:gz") as tar:
-                tar.extractall(target, filter="data")
-        path = target
+        path = extract_archive_cached(path, cache)
     batches = _mirabest_batches_dir(path)
     codes = _mirabest_codes(batches)
     files = sorted(batches.glob("data_batch_*")) + sorted(batches.glob("test_batch*"))
     records = []
     for file in files:
-        with open(file, "rb") as f:
-            entry = pickle.load(f, encoding="latin1")
+        entry = load_batch(file)
+        if not isinstance(entry, dict) or "data" not in entry or "labels" not in entry:
+            raise TesseraError(f"{file}: not a MiraBest batch (expected a dict with data and labels)")
         data = np.asarray(entry["data"])
         side = int(round(np.sqrt(data.shape[1]))) if data.ndim == 2 else data.shape[-1]
         images = data.reshape(len(data), side, side)  # published batches: (N, 150*150) uint8, one channel

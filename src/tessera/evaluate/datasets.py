@@ -16,9 +16,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from tessera.corpus.readers import READABLE_SUFFIXES, has_readable_suffix
 from tessera.errors import TesseraError
 
-IMAGE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy")
+# One list of readable formats, shared with ingest (tessera.corpus.readers): .fz, .fits.fz, .fts.gz, HDF5 included.
+IMAGE_SUFFIXES = READABLE_SUFFIXES
 BLANK_REASON = "blank image (no finite pixels, constant, or all zero after ZScale)"
 
 
@@ -132,11 +134,21 @@ def subset_records(records: list[Record], max_per_class: int | None, seed: int) 
     return [records[i] for i in sorted(keep)]
 
 
-def read_normalized(record: Record, hdu: int | None) -> np.ndarray:
-    """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank."""
+def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | None = None) -> np.ndarray:
+    """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank.
+
+    Blanked (NaN) pixels follow ingest's rule (``tessera.corpus.filters``): ZScale on the finite pixels,
+    blanks 0 after normalization. ``max_nan_fraction`` (ingest's key of the same name) excludes an image
+    with a larger blanked fraction; None keeps every image that has finite pixels (labeled cutouts are
+    curated one by one, so a few blanked pixels are no reason to lose a labeled sample).
+    """
+    from tessera.corpus.filters import nan_fraction
+
     read_image, zscale_normalize = _corpus_io()
     raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
     raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
+    if max_nan_fraction is not None and nan_fraction(raw) > max_nan_fraction:
+        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than max_nan_fraction={max_nan_fraction}")
     norm = zscale_normalize(raw)
     if is_blank(raw, norm):
         raise _Blank(BLANK_REASON)
@@ -148,21 +160,28 @@ class _Blank(Exception):
 
 
 def build_labeled_set(
-    records: list[Record], hdu: int | None = None, classes: list[str] | None = None, extra_key: str = ""
+    records: list[Record],
+    hdu: int | None = None,
+    classes: list[str] | None = None,
+    extra_key: str = "",
+    max_nan_fraction: float | None = None,
 ) -> LabeledSet:
     """Read and normalize every record; unreadable/blank ones go to ``excluded`` with the reason.
 
-    ``classes`` fixes the class order (default: sorted label names of the records).
+    ``classes`` fixes the class order (default: sorted label names of the records); ``max_nan_fraction``:
+    see :func:`read_normalized`.
     """
     classes = list(classes) if classes is not None else sorted({r.label for r in records})
     index = {c: i for i, c in enumerate(classes)}
     images, labels, sources, rows, excluded = [], [], [], [], []
     digest = hashlib.sha256(f"hdu={hdu};{extra_key}".encode())
+    if max_nan_fraction is not None:  # part of the feature-cache key only when it can change the set
+        digest.update(f";max_nan_fraction={max_nan_fraction}".encode())
     for record in records:
         if record.label not in index:
             raise TesseraError(f"{record.source}: label {record.label!r} is not one of {classes}")
         try:
-            image = read_normalized(record, hdu)
+            image = read_normalized(record, hdu, max_nan_fraction)
         except TesseraError as exc:  # read_image's documented "unreadable" error: excluded and listed (§4.1)
             excluded.append({"path": record.source, "reason": str(exc)})
             continue
@@ -177,6 +196,13 @@ def build_labeled_set(
         digest.update((_file_signature(record.path) if record.path is not None else "array").encode())
     if not images:
         raise TesseraError(f"no usable images among {len(records)} labeled entries ({len(excluded)} excluded)")
+    present = sorted({classes[i] for i in labels})
+    if len(present) < 2:
+        # One class makes every metric trivially perfect (macro-F1 1.000 +- 0.000): refuse rather than report it.
+        raise TesseraError(
+            f"the labeled data has {len(present)} class ({', '.join(present)}) among its {len(images)} usable images; "
+            "a classification evaluation needs at least two"
+        )
     return LabeledSet(
         images=images,
         labels=np.asarray(labels, dtype=np.int64),
@@ -193,31 +219,54 @@ def records_from_csv(csv_path: str | Path) -> list[Record]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise TesseraError(f"{csv_path}: label file not found")
-    table = pd.read_csv(csv_path)
-    missing_cols = [c for c in ("path", "label") if c not in table.columns]
-    if missing_cols:
-        raise TesseraError(f"{csv_path}: missing column(s) {missing_cols} (need path,label)")
+    table = _read_label_table(csv_path)
     base = csv_path.parent
     records, missing = [], []
     extra_cols = [c for c in table.columns if c not in ("path", "label")]
-    for row in table.itertuples(index=False):
-        row = row._asdict()
+    for row in table.to_dict("records"):
         path = Path(str(row["path"]))
         full = path if path.is_absolute() else base / path
         if not full.is_file():
             missing.append(str(row["path"]))
             continue
         extra = {c: row[c] for c in extra_cols}
-        records.append(Record(source=str(row["path"]), label=str(row["label"]), path=full, extra=extra))
+        records.append(Record(source=str(row["path"]), label=row["label"], path=full, extra=extra))
     if missing:
         shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
         raise TesseraError(f"{csv_path}: {len(missing)} listed file(s) do not exist: {shown}")
     return records
 
 
+def _read_label_table(csv_path: Path) -> pd.DataFrame:
+    """The CSV with ``path`` and ``label`` as stripped strings; an empty file, a missing column or an empty
+    label is one error naming the file (and the rows: CSV line numbers, the header being line 1).
+
+    Labels are read as text with pandas' NA parsing off, so an empty cell is an empty label (refused), not
+    a class named ``nan``, and ``"FRI "`` is the class ``FRI``.
+    """
+    try:
+        table = pd.read_csv(csv_path)
+        if "label" in table.columns and "path" in table.columns:
+            text = pd.read_csv(csv_path, usecols=["path", "label"], dtype=str, keep_default_na=False)
+            table["path"] = text["path"].str.strip()
+            table["label"] = text["label"].str.strip()
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TesseraError(f"{csv_path}: not a readable label CSV ({first}; need a header path,label)") from None
+    missing_cols = [c for c in ("path", "label") if c not in table.columns]
+    if missing_cols:
+        raise TesseraError(f"{csv_path}: missing column(s) {missing_cols} (need path,label)")
+    if table.empty:
+        raise TesseraError(f"{csv_path}: no rows below the header path,label")
+    empty = [i + 2 for i, label in enumerate(table["label"]) if label == ""]
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (f", ... ({len(empty) - 10} more)" if len(empty) > 10 else "")
+        raise TesseraError(f"{csv_path}: {len(empty)} row(s) with an empty label (line(s) {shown})")
+    return table
+
+
 def _has_image_suffix(path: Path) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(s) for s in IMAGE_SUFFIXES)
+    return has_readable_suffix(path)
 
 
 def records_from_folders(root: str | Path) -> list[Record]:
@@ -245,7 +294,9 @@ def records_from_path(path: str | Path) -> list[Record]:
     raise TesseraError(f"{path}: no such labeled data (expected a CSV file or a folder)")
 
 
-def load_labeled(path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0) -> LabeledSet:
+def load_labeled(
+    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0, max_nan_fraction: float | None = None
+) -> LabeledSet:
     """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
     records = subset_records(records_from_path(path), max_per_class, seed)
-    return build_labeled_set(records, hdu=hdu)
+    return build_labeled_set(records, hdu=hdu, max_nan_fraction=max_nan_fraction)

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from tessera.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -50,7 +52,12 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     if device == "auto":
         dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"config key 'train.device': {device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"config key 'train.device': {device!r}, but CUDA is not available on this machine (use auto or cpu)")
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":
