@@ -53,8 +53,12 @@ class PretrainModel(nn.Module):
         self.mask_ratio = float(cfg.mask_ratio)
 
     def student_parts(self) -> dict[str, nn.Module]:
-        """The trained modules by name (``encoder`` and every head): what an EMA teacher mirrors."""
-        return {"encoder": self.encoder, **dict(self.heads.items())}
+        """The trained modules an EMA teacher mirrors, by name: ``encoder`` and each head's ``teacher_parts()``
+        (a head without that method is mirrored whole under its own name)."""
+        parts: dict[str, nn.Module] = {"encoder": self.encoder}
+        for name, head in self.heads.items():
+            parts.update(head.teacher_parts() if hasattr(head, "teacher_parts") else {name: head})
+        return parts
 
     @property
     def image_size(self) -> int:

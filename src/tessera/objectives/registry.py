@@ -16,11 +16,14 @@ from __future__ import annotations
 from tessera.errors import ConfigError
 from tessera.objectives.base import Objective
 from tessera.objectives.contrastive import Contrastive
+from tessera.objectives.distillation import BYOL, DINO
 from tessera.objectives.reconstruction import Reconstruction
 
 OBJECTIVES: dict[str, type[Objective]] = {
     Reconstruction.name: Reconstruction,
     Contrastive.name: Contrastive,
+    DINO.name: DINO,
+    BYOL.name: BYOL,
 }
 
 

@@ -304,6 +304,28 @@ def model_image_size(model_cfg: ModelConfig) -> int:
     return int(preset["image_size"])
 
 
+def _load_source(path: Path, depth: int = 0) -> tuple[PretrainConfig, dict[str, Any]]:
+    """The config of one YAML file; a top-level ``base: NAME`` (a preset or recipe) is loaded first and this
+    file applied on top. Errors name the file. Returns the config and the merged raw mapping."""
+    data = dict(load_yaml_source(str(path)))
+    cfg, merged = PretrainConfig(), {}
+    base = data.pop("base", None)
+    if base is not None:
+        if depth > 4 or not isinstance(base, str):
+            raise ConfigError(f"{path}: config key 'base': expected a preset or recipe name (at most 4 levels)")
+        cfg, merged = _load_source(resolve_source(base), depth + 1)
+    try:
+        train = data.get("train")
+        if isinstance(train, dict) and "branch" in train and "stages" not in train:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=()))  # the file's shorthand wins
+        cfg = fill_stages(_merge(cfg, data))
+        _validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    views = {**(merged.get("views") or {}), **(data.get("views") or {})}
+    return cfg, {**merged, **data, "views": views}
+
+
 def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> PretrainConfig:
     """Make ``train.stages`` explicit: the expansion of ``train.branch`` when no stages are given or when the
     command line changed the branch (shorthand wins over a file's list); ``branch`` becomes "recipe" when the
@@ -315,7 +337,8 @@ def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> Pretrai
             return cfg  # validation names the bad branch
         return dataclasses.replace(cfg, train=dataclasses.replace(tc, stages=stages))
     if tuple(tc.stages) != expand_branch(tc.branch):
-        return dataclasses.replace(cfg, train=dataclasses.replace(tc, branch=RECIPE_BRANCH))
+        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)), RECIPE_BRANCH)
+        return dataclasses.replace(cfg, train=dataclasses.replace(tc, branch=shorthand))
     return cfg
 
 
@@ -327,12 +350,7 @@ def resolve_pretrain_config(source: str | None = None, overrides: list[str] | tu
     cfg, data = PretrainConfig(), {}
     if source:
         path = resolve_source(source)
-        data = load_yaml_source(str(path))
-        try:
-            cfg = fill_stages(_merge(cfg, data))
-            _validate(cfg)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        cfg, data = _load_source(path)
     keys = [parse_override(text)[0] for text in overrides]
     for text in overrides:
         path_, value = parse_override(text)
