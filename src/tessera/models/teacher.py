@@ -43,7 +43,7 @@ class EMATeacher(nn.Module):
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"EMA momentum must be in [0, 1], got {momentum}")
         for t, s in self._pairs(student):
-            t.mul_(momentum).add_(s.detach().to(t.dtype), alpha=1.0 - momentum)
+            t.mul_(momentum).add_(s.detach().to(t.dtype) * (1.0 - momentum))
 
     @torch.no_grad()
     def copy_from(self, student: dict[str, nn.Module]) -> None:
