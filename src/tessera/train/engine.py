@@ -554,6 +554,20 @@ def pretrain(
         D.cleanup_distributed(info)
 
 
+def resolve_run_config(
+    source: str | None, overrides: list[str] | tuple[str, ...], out: str | Path, resume: bool = False
+) -> PretrainConfig:
+    """The config ``tessera pretrain`` runs: the saved one of RUN on ``--resume`` without ``--config`` (plus
+    overrides), else defaults -> preset/recipe/YAML -> overrides (views follow the model's image size)."""
+    from tessera.train.config import resolve_pretrain_config
+
+    if resume and source is None and (Path(out) / "config.yaml").exists():
+        from tessera.config import apply_overrides
+
+        return apply_overrides(load_saved_config(PretrainConfig, Path(out)), overrides)
+    return resolve_pretrain_config(source, overrides)
+
+
 def pretrain_from_config(
     source: str | None,
     overrides: list[str] | tuple[str, ...],
@@ -563,19 +577,11 @@ def pretrain_from_config(
     overwrite: bool = False,
     monitor: MonitorFn | None = None,
 ) -> Path:
-    """``tessera pretrain``: resolve the config (views follow the model's image size) and run it."""
-    from tessera.train.config import resolve_pretrain_config
-
-    if resume and source is None and (Path(out) / "config.yaml").exists():
-        cfg = load_saved_config(PretrainConfig, Path(out))
-        from tessera.config import apply_overrides
-
-        cfg = apply_overrides(cfg, overrides)
-    else:
-        cfg = resolve_pretrain_config(source, overrides)
+    """``tessera pretrain``: resolve the config (:func:`resolve_run_config`) and run it."""
+    cfg = resolve_run_config(source, overrides, out, resume)
     if not Path(corpus).exists():
         raise TesseraError(f"{corpus}: corpus store not found (build one with `tessera ingest`)")
     return pretrain(cfg, corpus, out, resume=resume, overwrite=overwrite, monitor=monitor)
 
 
-__all__ = ["pretrain", "pretrain_from_config", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]
+__all__ = ["pretrain", "pretrain_from_config", "resolve_run_config", "MonitorFn", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]
