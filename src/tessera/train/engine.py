@@ -156,6 +156,10 @@ class StageTrainer:
         model = self.objective.build_model().to(self.device)
         if self.info.distributed:
             model = D.convert_sync_batchnorm(model, self.device)
+            if getattr(model, "teacher", None) is not None:
+                # The conversion rebuilds BatchNorm layers with fresh (trainable) affine parameters: the EMA
+                # teacher's must stay frozen, or DDP waits for gradients they never get (BYOL's target projector).
+                model.teacher.requires_grad_(False)
             model = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
