@@ -2,6 +2,24 @@
 
 Presets ``cpu`` and ``paper`` (``tessera/configs/*.yaml``) hold these four top-level sections. Every value of
 seed 000 Table 5 is a key here, so a run is reproduced from its own ``config.yaml``.
+
+Recipes (``tessera/configs/recipes/*.yaml``, :func:`list_recipes`; ``--config NAME`` finds a preset, then a
+recipe, else reads a YAML path) are the same configs with a list of stages::
+
+    base: cpu                       # optional: a preset or recipe loaded first, this file applied on top
+    train:
+      max_steps: 600                # default step count of EVERY stage (or train.epochs)
+      stages:
+        - reconstruction            # a bare registered objective name = {objective: NAME}
+        - objective: contrastive    # objective.<...> settings of a registered objective
+          max_steps: 300            # this stage only (wins over train.max_steps / train.epochs)
+          init: exported            # encoder from the previous stage: exported (default) | teacher | scratch
+          overrides: {objective.contrastive: infonce, train.lr: 1.0e-4}   # dotted keys, this stage only
+
+``train.branch`` stays a shorthand: reconstruction | contrastive | two-stage | any registered objective; after
+resolution ``train.stages`` is always explicit and ``branch`` is "recipe" when no shorthand matches. Stage
+overrides may not change ``train.stages``/``train.branch``. Errors name the file and the full key
+(``r.yaml: config key 'train.stages[1].objective': ...``).
 """
 
 from __future__ import annotations
