@@ -1,10 +1,13 @@
-"""Images/s of one tessera pretraining step (reconstruction and contrastive) against the obvious implementation.
+"""Images/s of one tessera pretraining step of every registered objective; reconstruction and contrastive also
+against the obvious implementation.
 
 For each objective, the tessera step (``StageTrainer.train_step``: DDP-ready forward through the single model entry
 point, loss module, gradient clipping, non-finite guard, AdamW with parameter groups, cosine schedule) runs on a
 fixed batch, next to a reference written with plain ``transformers`` and a plain PyTorch loop (AdamW, same batch,
 same architecture): ``ViTMAEForPreTraining(...).loss`` for reconstruction, ``ViTMAEModel`` (no masking) + mean-patch
-+ MLP/BN head + InfoNCE for contrastive. View generation and data loading are excluded from both.
++ MLP/BN head + InfoNCE for contrastive. The self-distillation objectives (dino = DINO + iBOT + KoLeo on 2 global
++ N local crops, byol) have no plain reference here: their rows give tessera images/s only (reference null).
+View generation and data loading are excluded.
 
 Prints one JSON object: images/s of both, the ratio tessera/reference (>= 1 expected), and on CUDA the model
 FLOPs utilization (6 * params * tokens per image * images/s against the GPU's dense bf16 peak).
@@ -39,14 +42,15 @@ class _FixedViews:
 
 
 def tessera_step(cfg, objective: str, views: torch.Tensor, device: torch.device):
-    """A ready-to-call tessera optimizer step on ``views`` (B, V, C, S, S)."""
+    """A ready-to-call tessera optimizer step on ``views`` (B, V, C, S, S), or a list of crop-group tensors."""
     from tessera.train import distributed as D
     from tessera.train.engine import StageSpec, StageTrainer
     from tessera.train.logging import MetricsLogger
 
     spec = StageSpec(0, objective, directory=None, step_offset=0, max_steps=10_000)
     info = D.DistInfo(rank=0, world_size=1, local_rank=0, device=device)
-    trainer = StageTrainer(cfg, spec, _FixedViews(10 * views.shape[0]), info, MetricsLogger([], enabled=False))
+    batch = views[0].shape[0] if isinstance(views, list) else views.shape[0]
+    trainer = StageTrainer(cfg, spec, _FixedViews(10 * batch), info, MetricsLogger([], enabled=False))
     trainer.micro_batch = lambda step, micro: views
     counter = iter(range(10**9))
     return lambda: trainer.train_step(next(counter)), trainer.model
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="cpu", help="pretraining preset (cpu, paper) or YAML")
     parser.add_argument("--batch", type=int, default=None, help="images per step (default: the preset's per-device batch)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps per contender (in 5 alternating rounds)")
-    parser.add_argument("--objectives", default="reconstruction,contrastive")
+    parser.add_argument("--objectives", default="reconstruction,contrastive,dino,byol")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -145,18 +149,32 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
         "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32", "steps": args.steps,
     }
+    from tessera.objectives.registry import get_objective
+    from tessera.train.config import stage_configs
+
     for objective in args.objectives.split(","):
-        batch = args.batch or cfg.train.batch_size(objective)
-        v = 1 if objective == "reconstruction" else 2
-        views = torch.rand(batch, v, cfg.model.in_channels, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-        ours, model = tessera_step(cfg, objective, views, device)
+        ocfg = stage_configs(resolve_pretrain_config(args.preset, overrides + [f"train.branch={objective}"]))[0]
+        plugin = get_objective(objective)(ocfg)
+        batch = args.batch or plugin.batch_size()
+        g = torch.Generator().manual_seed(0)
+        c = ocfg.model.in_channels
+        if objective in ("reconstruction", "contrastive"):
+            v = 1 if objective == "reconstruction" else 2
+            views = torch.rand(batch, v, c, size, size, generator=g).to(device)
+        else:
+            views = [torch.rand(batch, grp.count, c, grp.size, grp.size, generator=g).to(device) for grp in plugin.crop_groups()]
+            v = sum(grp.count for grp in plugin.crop_groups())
+        ours, model = tessera_step(ocfg, objective, views, device)
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        ref, _ = reference_step(cfg, objective, views, device, amp_dtype)
-        ips = interleaved_images_per_second({"tessera": ours, "reference": ref}, batch, device, args.steps)
-        ours_ips, ref_ips = ips["tessera"], ips["reference"]
-        del ours, model, ref
+        steps = {"tessera": ours}
+        if objective in ("reconstruction", "contrastive"):
+            steps["reference"] = reference_step(ocfg, objective, views, device, amp_dtype)[0]
+        ips = interleaved_images_per_second(steps, batch, device, args.steps)
+        ours_ips, ref_ips = ips["tessera"], ips.get("reference")
+        del ours, model, steps
         entry = {"batch": batch, "views_per_image": v, "tessera_images_per_s": round(ours_ips, 2),
-                 "reference_images_per_s": round(ref_ips, 2), "ratio": round(ours_ips / ref_ips, 3),
+                 "reference_images_per_s": round(ref_ips, 2) if ref_ips else None,
+                 "ratio": round(ours_ips / ref_ips, 3) if ref_ips else None,
                  "trainable_params": n_params}
         if device.type == "cuda":
             tokens = (size // 16) ** 2 + 1

@@ -129,3 +129,33 @@ def pretrain_worker(rank: int, world: int, port: int, store: str, out: str) -> N
         "train.checkpoint_every=1", "train.log_every=1", "train.progress=false",
     ])
     pretrain(cfg, store, out)
+
+
+def distill_worker(rank: int, world: int, port: int, store: str, out_dir: str, objective: str) -> None:
+    """3 optimizer steps of a self-distillation stage on 2 ranks; saves the teacher and the objective state."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from tessera.corpus.store import CutoutStore
+    from tessera.train import distributed as D
+    from tessera.train.config import resolve_pretrain_config
+    from tessera.train.engine import StageSpec, StageTrainer
+    from tessera.train.logging import MetricsLogger
+
+    cfg = resolve_pretrain_config("cpu", [
+        "model.preset=vit_micro_patch8_32", "train.effective_batch=null", "train.progress=false",
+        f"train.branch={objective}", "objective.dino.batch_size=4", "objective.dino.head_hidden=32",
+        "objective.dino.bottleneck=16", "objective.dino.prototypes=64", "views.multicrop.local_crops=2",
+        "objective.byol.batch_size=4", "objective.byol.proj_hidden=32", "objective.byol.pred_hidden=32",
+    ])
+    info = D.setup_distributed("cpu")
+    try:
+        spec = StageSpec(0, objective, Path(out_dir) / "stage", step_offset=0, max_steps=10)
+        trainer = StageTrainer(cfg, spec, CutoutStore(store), info, MetricsLogger([], enabled=False))
+        start = torch.cat([p.detach().flatten().clone() for p in D.unwrap(trainer.model).teacher.parameters()])
+        for step in range(3):
+            trainer.train_step(step)
+        teacher = torch.cat([p.detach().flatten() for p in D.unwrap(trainer.model).teacher.parameters()])
+        torch.save({"teacher": teacher, "start": start, "objective": trainer.objective.state_dict()},
+                   Path(out_dir) / f"{objective}_rank{rank}.pt")
+    finally:
+        D.cleanup_distributed(info)

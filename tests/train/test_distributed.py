@@ -86,3 +86,18 @@ def test_engine_two_stage_under_ddp(blob_store, tmp_path):
     state = load_checkpoint(latest_checkpoint(run / "stage2_contrastive" / "checkpoints"))
     assert state["world_size"] == WORLD and state["step"] == 2
     assert (run / "model" / "config.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", ["dino", "byol"])
+def test_teacher_and_centre_identical_on_both_ranks_after_3_steps(blob_store, tmp_path, objective):
+    mp.spawn(W.distill_worker, args=(WORLD, _free_port(), str(blob_store), str(tmp_path), objective), nprocs=WORLD,
+             join=True)
+    ranks = [torch.load(tmp_path / f"{objective}_rank{r}.pt", weights_only=True) for r in range(WORLD)]
+    assert float((ranks[0]["teacher"] - ranks[0]["start"]).abs().max()) > 0  # the EMA moved the teacher
+    assert torch.equal(ranks[0]["teacher"], ranks[1]["teacher"])
+    assert ranks[0]["objective"].keys() == ranks[1]["objective"].keys()
+    for key in ranks[0]["objective"]:
+        assert torch.equal(ranks[0]["objective"][key], ranks[1]["objective"][key])
+    if objective == "dino":
+        assert float(ranks[0]["objective"]["center"].abs().max()) > 0  # the centre was updated (all-reduced)

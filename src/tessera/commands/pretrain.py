@@ -1,17 +1,71 @@
-"""Continued pretraining of a ViT on a cutout store: reconstruction, contrastive, or two-stage (seed 000 §5.4).
+"""Pretraining of a ViT on a cutout store: any recipe of registered objectives (reconstruction, contrastive,
+two-stage, dino, byol, or a YAML list of stages; seed 000 §5.4, seed 002 §7-8).
 
 Runs on one process, or under `torchrun --nproc_per_node N` with DDP (nccl on GPU, gloo on CPU). The run
-directory gets config.yaml, metrics.jsonl, checkpoints and model/ (the exported encoder); two-stage runs keep
-each stage in RUN/stage1_reconstruction and RUN/stage2_contrastive. Examples:
+directory gets config.yaml, metrics.jsonl, checkpoints and model/ (the exported encoder); multi-stage runs keep
+each stage in RUN/stageK_<objective>. `--config NAME` is a preset (cpu, paper), a shipped recipe
+(configs/recipes/NAME.yaml) or a YAML path. With `train.monitor_data=SPEC` (any `tessera evaluate --data`
+spec) a k-NN macro-F1 on frozen features of a few hundred labeled images is logged every train.monitor_every
+steps (metrics.jsonl `monitor_knn_macro_f1`, TensorBoard, the progress bar). Examples:
 
   tessera pretrain --config cpu --corpus STORE --out runs/cpu
+  tessera pretrain --config dino --corpus STORE --out runs/dino train.monitor_data=mirabest:data/MiraBest
   tessera pretrain --config paper --corpus STORE --out runs/paper train.branch=contrastive
   tessera pretrain --config cpu --corpus STORE --out runs/cpu --resume
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 from tessera.commands._common import add_config_arguments
+
+
+def build_knn_monitor(
+    spec: str,
+    max_images: int = 300,
+    k: int = 20,
+    temperature: float = 0.07,
+    folds: int = 3,
+    readout: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> Callable[[object, int], dict[str, float]]:
+    """A training monitor: stratified ``folds``-fold weighted k-NN macro-F1 (tessera.evaluate.knn, k=20, T=0.07)
+    on frozen features of at most ``max_images`` images of the labeled set ``spec`` (any ``--data`` spec).
+
+    The set is read once, here; the returned ``monitor(encoder, step) -> {"monitor_knn_macro_f1": f1}`` embeds
+    it with ``encoder.embed`` (the tessera.models.encoder.Encoder interface) on every call. Pass it to
+    ``tessera.train.engine.pretrain(..., monitor=...)``; train itself never imports evaluate.
+    """
+    import numpy as np
+
+    from tessera.evaluate.benchmarks import load_eval_data
+    from tessera.evaluate.folds import stratified_folds
+    from tessera.evaluate.knn import knn_predict
+    from tessera.evaluate.metrics import fold_metrics
+
+    data = load_eval_data(spec, max_per_class=max(1, max_images // 2), seed=seed).train
+    order = np.random.default_rng(seed).permutation(len(data))[:max_images]
+    labels = data.labels[order]
+    n_classes = len(data.classes)
+    splits = stratified_folds(labels, k=min(folds, int(np.bincount(labels).min()) if len(labels) else 2), seed=seed)
+
+    def monitor(encoder, step: int) -> dict[str, float]:
+        feats = np.zeros((len(order), encoder.hidden_size), dtype=np.float32)
+        for group in data.shape_groups(order):
+            for lo in range(0, len(group), batch_size):
+                part = group[lo : lo + batch_size]
+                rows = [int(np.nonzero(order == i)[0][0]) for i in part]
+                feats[rows] = encoder.embed(data.batch(part), readout=readout).float().cpu().numpy()
+        scores = [
+            fold_metrics(labels[te], knn_predict(feats[tr], labels[tr], feats[te], n_classes, k=k,
+                                                 temperature=temperature), n_classes)["macro_f1"]
+            for tr, te in splits
+        ]
+        return {"monitor_knn_macro_f1": float(np.mean(scores))}
+
+    return monitor
 
 
 def add_arguments(parser) -> None:
@@ -25,14 +79,19 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import os
+    from pathlib import Path
 
+    from tessera.errors import TesseraError
     from tessera.outputs import check_out_vs_inputs
-    from tessera.train.engine import pretrain_from_config
+    from tessera.train.engine import pretrain, resolve_run_config
 
     check_out_vs_inputs(args.out, [args.corpus])  # --overwrite must never delete the corpus (issue 17)
-    run_dir = pretrain_from_config(
-        args.config, args.overrides, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite
-    )
+    cfg = resolve_run_config(args.config, args.overrides, args.out, args.resume)
+    if not Path(args.corpus).exists():
+        raise TesseraError(f"{args.corpus}: corpus store not found (build one with `tessera ingest`)")
+    tc = cfg.train
+    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images, seed=tc.seed) if tc.monitor_data else None
+    run_dir = pretrain(cfg, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite, monitor=monitor)
     if os.environ.get("RANK", "0") == "0":  # one line from the whole torchrun job
         print(run_dir)
     return 0

@@ -149,18 +149,36 @@ class ViTEncoder(nn.Module):
         return self.backbone.layernorm
 
     # -- embeddings ---------------------------------------------------------------------------------------
-    def _embed_vit_mae(self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None):
+    def _embed_vit_mae(
+        self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None,
+        bool_masked_pos: torch.Tensor | None = None, mask_token: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
+    ):
         """x: (N, C, S, S) adapted pixels -> (N, 1 + L', D) with CLS first, mask/ids_restore (N, L) or None.
 
         Mirrors ``ViTMAEEmbeddings.forward`` (patch embed + fixed sin-cos positions, masking, CLS) but with
         the mask ratio as an argument and no shuffle when nothing is masked (HF shuffles even at ratio 0).
+        ``bool_masked_pos`` (N, L) replaces the embeddings of masked patches by ``mask_token`` (D,) *in place*
+        (iBOT, seed 002 §7; as ``Dinov2Embeddings``), keeping every position. ``interpolate_pos_encoding``
+        accepts another input size (multiple of the patch) by bicubic interpolation of the position table
+        (DINO's local crops).
         """
         emb = self.backbone.embeddings
         size = emb.image_size
-        if tuple(x.shape[-2:]) != (size[0], size[1]):
+        same = tuple(x.shape[-2:]) == (size[0], size[1])
+        if not same and not interpolate_pos_encoding:
             raise ValueError(f"input size {tuple(x.shape[-2:])} does not match the model's {tuple(size)}")
+        tokens = emb.patch_embeddings(x)
+        if bool_masked_pos is not None:
+            if mask_token is None:
+                raise ValueError("bool_masked_pos needs a mask_token (D,) for a vit_mae backbone")
+            if bool_masked_pos.shape != tokens.shape[:2]:
+                raise ValueError(f"bool_masked_pos must be (N, L) = {tuple(tokens.shape[:2])}, got {tuple(bool_masked_pos.shape)}")
+            tokens = torch.where(bool_masked_pos.unsqueeze(-1), mask_token.to(tokens.dtype).view(1, 1, -1), tokens)
         pos = emb.position_embeddings
-        tokens = emb.patch_embeddings(x) + pos[:, 1:, :]
+        if not same:
+            pos = emb.interpolate_pos_encoding(tokens.new_empty(1, 1 + tokens.shape[1], tokens.shape[2]), *x.shape[-2:])
+        tokens = tokens + pos[:, 1:, :]
         mask = ids_restore = None
         if mask_ratio > 0 or noise is not None:
             tokens, mask, ids_restore = random_masking(tokens, mask_ratio, noise)
@@ -185,12 +203,17 @@ class ViTEncoder(nn.Module):
         mask_ratio: float = 0.0,
         noise: torch.Tensor | None = None,
         layer: int = -1,
+        bool_masked_pos: torch.Tensor | None = None,
+        mask_token: torch.Tensor | None = None,
+        interpolate_pos_encoding: bool = False,
     ) -> EncoderOutput:
         """images01: (N, C, S, S) in [0, 1] at the model's input size -> EncoderOutput.
 
         ``mask_ratio`` > 0 (or a ``noise`` (N, L)) keeps only the visible patches (ViT-MAE random masking);
         0 keeps every patch in grid order. ``layer`` picks the block whose output is returned (-1 = last);
-        the backbone's final LayerNorm is applied to it in every case.
+        the backbone's final LayerNorm is applied to it in every case. ``bool_masked_pos`` (N, L): in-place mask
+        tokens (iBOT; vit_mae takes the token as ``mask_token`` (D,), DINOv2 uses its own); every patch stays in the
+        output. ``interpolate_pos_encoding``: accept another input size (DINO's local crops).
         """
         depth = self.num_layers
         if not -depth <= layer < depth:
@@ -198,11 +221,13 @@ class ViTEncoder(nn.Module):
         stop = layer % depth
         x = self.adapter(images01)
         if self.kind == "vit_mae":
-            h, mask, ids_restore = self._embed_vit_mae(x, mask_ratio, noise)
+            h, mask, ids_restore = self._embed_vit_mae(x, mask_ratio, noise, bool_masked_pos, mask_token,
+                                                       interpolate_pos_encoding)
         else:
             if mask_ratio > 0 or noise is not None:
                 raise ValueError("masking is defined for vit_mae backbones only")
-            h = self.backbone.embeddings(x)  # CLS (+ native registers) + patches, positions interpolated
+            # CLS (+ native registers) + patches, positions interpolated; masked patches -> DINOv2's mask token
+            h = self.backbone.embeddings(x, bool_masked_pos=bool_masked_pos)
             mask = ids_restore = None
         h = self._insert_registers(h)
         for block in self.blocks[: stop + 1]:

@@ -35,15 +35,30 @@ def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
 
 
 class PretrainModel(nn.Module):
-    """``encoder`` (ViTEncoder), ``decoder`` (HF ViTMAEDecoder or None), ``projection`` (ProjectionHead or None)."""
+    """``encoder`` (ViTEncoder, or any module with ``forward(images01) -> EncoderOutput``), ``decoder`` (HF
+    ViTMAEDecoder or None), ``projection`` (ProjectionHead or None), ``heads`` (an objective's own heads, each a
+    module ``forward(encoder, inputs, **kw)`` run by :meth:`forward` as branch ``name``) and ``teacher`` (an EMA
+    copy of the encoder and some heads, models/teacher.py, or None; it never receives gradients).
+    """
 
-    def __init__(self, cfg: ModelConfig, encoder: ViTEncoder, decoder: nn.Module | None, projection: nn.Module | None):
+    def __init__(self, cfg: ModelConfig, encoder: ViTEncoder, decoder: nn.Module | None, projection: nn.Module | None,
+                 heads: dict[str, nn.Module] | None = None, teacher: nn.Module | None = None):
         super().__init__()
         self.cfg = cfg
         self.encoder = encoder
         self.decoder = decoder
         self.projection = projection
+        self.heads = nn.ModuleDict(heads or {})
+        self.teacher = teacher
         self.mask_ratio = float(cfg.mask_ratio)
+
+    def student_parts(self) -> dict[str, nn.Module]:
+        """The trained modules an EMA teacher mirrors, by name: ``encoder`` and each head's ``teacher_parts()``
+        (a head without that method is mirrored whole under its own name)."""
+        parts: dict[str, nn.Module] = {"encoder": self.encoder}
+        for name, head in self.heads.items():
+            parts.update(head.teacher_parts() if hasattr(head, "teacher_parts") else {name: head})
+        return parts
 
     @property
     def image_size(self) -> int:
@@ -55,17 +70,23 @@ class PretrainModel(nn.Module):
 
     @property
     def branches(self) -> tuple[str, ...]:
-        return tuple(b for b, m in zip(BRANCHES, (self.decoder, self.projection)) if m is not None)
+        return tuple(b for b, m in zip(BRANCHES, (self.decoder, self.projection)) if m is not None) + tuple(self.heads)
 
     def _check_views(self, views01: torch.Tensor) -> None:
         size = self.image_size
         if views01.ndim != 4 or tuple(views01.shape[-2:]) != (size, size):
             raise ValueError(f"views must have shape (N, C, {size}, {size}), got {tuple(views01.shape)}")
 
-    def forward(self, views01: torch.Tensor, branch: str, noise: torch.Tensor | None = None) -> dict:
-        """views01: (N, C, S, S) in [0, 1]. See :meth:`reconstruct` and :meth:`contrast` for the outputs."""
+    def forward(self, views01: torch.Tensor, branch: str, noise: torch.Tensor | None = None, **kwargs) -> dict:
+        """views01: (N, C, S, S) in [0, 1]. See :meth:`reconstruct` and :meth:`contrast` for the outputs; any other
+        branch is the head of that name, called as ``heads[branch](encoder, views01, **kwargs)`` (its inputs, e.g.
+        a list of crop groups, are the head's business)."""
+        if branch in self.heads:
+            if noise is not None:
+                kwargs["noise"] = noise
+            return self.heads[branch](self.encoder, views01, **kwargs)
         if branch not in BRANCHES:
-            raise ValueError(f"unknown branch {branch!r} (choose from {', '.join(BRANCHES)})")
+            raise ValueError(f"unknown branch {branch!r} (choose from {', '.join((*BRANCHES, *self.heads))})")
         if branch not in self.branches:
             raise ConfigError(f"config key 'model.backbone': branch {branch!r} is not built for this model "
                               f"(built: {', '.join(self.branches) or 'none'})")

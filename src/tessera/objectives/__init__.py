@@ -1,4 +1,6 @@
-"""tessera.objectives: reconstruction (seed 000 §6.2) and contrastive (§7.2) losses, outside the models."""
+"""tessera.objectives: the pretraining objectives as plug-ins (objectives/base.py, objectives/registry.py) and
+their losses, outside the models: reconstruction (seed 000 §6.2), contrastive (§7.2), self-distillation
+(DINO, iBOT, KoLeo, BYOL: objectives/distillation.py)."""
 
 from tessera.objectives.contrastive import ContrastiveLoss
 from tessera.objectives.reconstruction import ReconstructionLoss

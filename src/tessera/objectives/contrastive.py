@@ -14,6 +14,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tessera.errors import ConfigError
+from tessera.objectives.base import Objective, StepContext, StepResult
+from tessera.objectives.schedules import temperature_at
+
 KINDS = ("infonce", "hcl", "soft_hcl")
 NEG_INF = float("-inf")
 
@@ -149,3 +153,89 @@ class ContrastiveLoss(nn.Module):
         # No finiteness check here (it would force a device sync every step): the trainer stops on a
         # non-finite loss; nothing is clamped or nan_to_num'ed.
         return -(log_p - torch.logaddexp(log_p, log_q)).mean()
+
+
+# -- the plug-in (objectives/base.py) --------------------------------------------------------------------------
+
+
+class ContrastiveStep:
+    """Multi-view contrastive loss against the global key set (seed 000 §7, Eq. 8-16; §8.2.2).
+
+    Local queries (B, V, D) are scored against all ranks' embeddings (G*B, V, D); remote keys are stop-gradient
+    unless ``gather_with_grad``. The model is called through its single entry point (DESIGN §7 pitfall).
+    """
+
+    name = "contrastive"
+
+    def __init__(self, loss_fn: nn.Module, gather_with_grad: bool = False):
+        self.loss_fn = loss_fn
+        self.gather_with_grad = gather_with_grad
+
+    def __call__(self, model: nn.Module, views: torch.Tensor, temperature: float) -> StepResult:
+        """views: (B, V, C, S, S) in [0, 1] with V >= 2."""
+        from tessera.train.distributed import gather_keys
+
+        if views.ndim != 5 or views.shape[1] < 2:
+            raise ValueError(f"contrastive expects views of shape (B, V>=2, C, S, S), got {tuple(views.shape)}")
+        b, v = views.shape[:2]
+        out = model(views.flatten(0, 1), branch="contrastive")
+        queries = out["z"].float().reshape(b, v, -1)
+        keys, offset = gather_keys(queries, with_grad=self.gather_with_grad)
+        loss = self.loss_fn(queries, keys, offset, temperature)
+        return StepResult(loss=loss, parts={"contrastive": loss.detach()}, embeddings=out["features"].detach())
+
+
+class Contrastive(Objective):
+    """Radio-aware contrastive learning (seed 000 §7): wide + additional view, projection head, InfoNCE/HCL/
+    soft-HCL with a warmed temperature (§8.2.4). Settings are today's flat keys (``objective.contrastive``,
+    ``objective.temperature_*``, ``train.batch_size_contrastive``, ``train.grad_clip_contrastive``)."""
+
+    name = "contrastive"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        oc = cfg.objective
+        loss = ContrastiveLoss(oc.contrastive, beta=oc.beta, tau_plus=oc.tau_plus, alpha=oc.alpha, tau_h=oc.tau_h)
+        self._step = ContrastiveStep(loss, gather_with_grad=cfg.train.gather_with_grad)
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        if cfg.train.batch_size_contrastive < 2:
+            # A contrastive batch of one image has no negatives (seed 000 Eq. 8: the denominator needs other samples).
+            raise ConfigError(
+                f"config key 'train.batch_size_contrastive': a contrastive batch needs at least 2 images, "
+                f"got {cfg.train.batch_size_contrastive}"
+            )
+
+    def batch_size(self) -> int:
+        return int(self.cfg.train.batch_size_contrastive)
+
+    def grad_clip(self) -> float:
+        return float(self.cfg.train.grad_clip_contrastive)
+
+    def build_model(self) -> nn.Module:
+        from tessera.models import build_pretrain_model
+
+        return build_pretrain_model(self.cfg.model, branches=("contrastive",))
+
+    def crop_groups(self) -> list:
+        from tessera.views.multicrop import CropGroup
+
+        v = self.cfg.views
+        return [CropGroup("wide", 1, v.output_size, tuple(v.wide_scale), v.mild),
+                CropGroup("additional", 1, v.output_size, tuple(v.extra_scale), v.strong)]
+
+    def view_generator(self):
+        from tessera.views.generator import ViewGenerator
+
+        return ViewGenerator(self.cfg.views, "contrastive")
+
+    def temperature(self, step: int, max_steps: int) -> float:
+        oc = self.cfg.objective
+        return temperature_at(step, max_steps, oc.temperature_start, oc.temperature_end, oc.temperature_warmup_fraction)
+
+    def schedules(self, step: int, max_steps: int) -> dict[str, float]:
+        return {"temperature": self.temperature(step, max_steps)}
+
+    def step(self, model: nn.Module, views: torch.Tensor, ctx: StepContext) -> StepResult:
+        return self._step(model, views, self.temperature(ctx.step, ctx.max_steps))

@@ -13,6 +13,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tessera.errors import ConfigError
+from tessera.objectives.base import Objective, StepContext, StepResult
+
 KINDS = ("l2", "l2_l1", "l2_bl1")
 
 
@@ -95,3 +98,85 @@ class ReconstructionLoss(nn.Module):
             parts["bl1"] = bl1.detach()
         parts["loss"] = loss.detach()
         return loss, parts
+
+
+# -- the plug-in (objectives/base.py) --------------------------------------------------------------------------
+
+
+def num_patches(model: nn.Module, image_size: int) -> int:
+    """Patch tokens per image of side ``image_size`` for the (possibly DDP-wrapped) model."""
+    patch = int(getattr(model, "module", model).patch_size)
+    return (image_size // patch) ** 2
+
+
+def masking_noise(model: nn.Module, batch: int, image_size: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform noise (B, L) that decides the MAE mask (argsort, seed 000 §6); drawn from the step's generator so
+    the mask is a pure function of the step (exact resume)."""
+    return torch.rand(batch, num_patches(model, image_size), generator=generator, device=generator.device)
+
+
+class ReconstructionStep:
+    """Single-view masked reconstruction (seed 000 §6, Eq. 2-6) through the model's single entry point, so
+    that under DDP the wrapped module's gradient hooks fire (DESIGN §7 pitfall). views: (B, 1, C, S, S)."""
+
+    name = "reconstruction"
+
+    def __init__(self, loss_fn: nn.Module):
+        self.loss_fn = loss_fn
+
+    def __call__(self, model: nn.Module, views: torch.Tensor, noise: torch.Tensor):
+        """views: (B, 1, C, S, S) in [0, 1]; noise: (B, L). -> StepResult."""
+        if views.ndim != 5 or views.shape[1] != 1:
+            raise ValueError(f"reconstruction expects views of shape (B, 1, C, S, S), got {tuple(views.shape)}")
+        out = model(views[:, 0], branch="reconstruction", noise=noise)
+        loss, parts = self.loss_fn(out["pred"], out["target"], out["mask"], out["target01"])
+        # "reconstruction" is the total; the loss's own parts (mse, l1, bl1) are logged beside it.
+        parts = {k: v.detach() for k, v in parts.items() if k != "loss"}
+        parts["reconstruction"] = loss.detach()
+        return StepResult(loss=loss, parts=parts)
+
+
+class Reconstruction(Objective):
+    """Masked reconstruction (seed 000 §6): MAE decoder on a single mild view. Its settings are today's flat
+    keys (``objective.reconstruction``, ``objective.l1_weight``, ``train.batch_size_reconstruction``, ...)."""
+
+    name = "reconstruction"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        oc = cfg.objective
+        self._step = ReconstructionStep(ReconstructionLoss(oc.reconstruction, oc.l1_weight, oc.bl1_weight))
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        if not 0.0 < cfg.model.mask_ratio < 1.0:
+            raise ConfigError(f"config key 'model.mask_ratio': must be in (0, 1), got {cfg.model.mask_ratio}")
+        if cfg.model.backbone != "vit_mae":
+            raise ConfigError(f"config key 'model.backbone': reconstruction is not defined for "
+                              f"{cfg.model.backbone} (masked reconstruction needs a vit_mae backbone)")
+
+    def batch_size(self) -> int:
+        return int(self.cfg.train.batch_size_reconstruction)
+
+    def grad_clip(self) -> float:
+        return float(self.cfg.train.grad_clip_reconstruction)
+
+    def build_model(self) -> nn.Module:
+        from tessera.models import build_pretrain_model
+
+        return build_pretrain_model(self.cfg.model, branches=("reconstruction",))
+
+    def crop_groups(self) -> list:
+        from tessera.views.multicrop import CropGroup
+
+        v = self.cfg.views
+        return [CropGroup("view", 1, v.output_size, tuple(v.recon_scale), v.mild)]
+
+    def view_generator(self):
+        from tessera.views.generator import ViewGenerator
+
+        return ViewGenerator(self.cfg.views, "reconstruction")
+
+    def step(self, model: nn.Module, views: torch.Tensor, ctx: StepContext) -> StepResult:
+        noise = masking_noise(model, views.shape[0], views.shape[-1], ctx.generator(1))
+        return self._step(model, views, noise)

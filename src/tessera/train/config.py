@@ -2,31 +2,57 @@
 
 Presets ``cpu`` and ``paper`` (``tessera/configs/*.yaml``) hold these four top-level sections. Every value of
 seed 000 Table 5 is a key here, so a run is reproduced from its own ``config.yaml``.
+
+Recipes (``tessera/configs/recipes/*.yaml``, :func:`list_recipes`; ``--config NAME`` finds a preset, then a
+recipe, else reads a YAML path) are the same configs with a list of stages::
+
+    base: cpu                       # optional: a preset or recipe loaded first, this file applied on top
+    train:
+      max_steps: 600                # default step count of EVERY stage (or train.epochs)
+      stages:
+        - reconstruction            # a bare registered objective name = {objective: NAME}
+        - objective: contrastive    # objective.<...> settings of a registered objective
+          max_steps: 300            # this stage only (wins over train.max_steps / train.epochs)
+          init: exported            # encoder from the previous stage: exported (default) | teacher | scratch
+          overrides: {objective.contrastive: infonce, train.lr: 1.0e-4}   # dotted keys, this stage only
+
+``train.branch`` stays a shorthand: reconstruction | contrastive | two-stage | any registered objective; after
+resolution ``train.stages`` is always explicit and ``branch`` is "recipe" when no shorthand matches. Stage
+overrides may not change ``train.stages``/``train.branch``. Errors name the file and the full key
+(``r.yaml: config key 'train.stages[1].objective': ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from tessera.config import load_yaml_source, parse_override, resolve_config
+from tessera.config import PRESETS_DIR, _merge, _validate, available_presets, load_yaml_source, parse_override
 from tessera.errors import ConfigError
 from tessera.models.config import ModelConfig
+from tessera.objectives.registry import OBJECTIVES, get_objective
 from tessera.views.config import ViewConfig
 
-Branch = Literal["reconstruction", "contrastive", "two-stage"]
+# Shorthands of train.branch for the stage lists of seed 000 (§5.4); any registered objective name is also a
+# one-stage shorthand (train.branch=dino), and "recipe" marks a run whose train.stages were written out.
 STAGE_BRANCHES: dict[str, tuple[str, ...]] = {
     "reconstruction": ("reconstruction",),
     "contrastive": ("contrastive",),
     # seed 000 §5.4: phase 1 reconstruction, phase 2 contrastive initialized from the phase-1 encoder.
     "two-stage": ("reconstruction", "contrastive"),
 }
+RECIPE_BRANCH = "recipe"
+RECIPES_DIR = PRESETS_DIR / "recipes"
+STAGE_INITS = ("exported", "teacher", "scratch")
 
 
 @dataclass
-class ObjectiveConfig:
-    """Loss families and their weights (seed 000 §6-7, Eq. 2-16) and the temperature schedule (§8.2.4)."""
+class SeedObjectiveKeys:
+    """Loss families and their weights (seed 000 §6-7, Eq. 2-16) and the temperature schedule (§8.2.4): the flat
+    keys of the two seed objectives, kept as they were. Every other registered objective adds its own section
+    (``objective.<name>``, its ``settings_cls``) to :data:`ObjectiveConfig`."""
 
     reconstruction: Literal["l2", "l2_l1", "l2_bl1"] = "l2"
     l1_weight: float = 0.1
@@ -52,14 +78,55 @@ class ObjectiveConfig:
         for key in ("l1_weight", "bl1_weight", "beta"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key 'objective.{key}': must be >= 0, got {getattr(self, key)}")
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if dataclasses.is_dataclass(section):
+                section.validate(f"objective.{f.name}")
+
+
+def _objective_config_class() -> type:
+    """``ObjectiveConfig``: the seed keys plus one section per registered objective that declares settings."""
+    sections = [
+        (name, cls.settings_cls, field(default_factory=cls.settings_cls))
+        for name, cls in OBJECTIVES.items()
+        if cls.settings_cls is not None
+    ]
+    doc = "The objective section: the seed keys (SeedObjectiveKeys) and objective.<name> for " + ", ".join(
+        n for n, *_ in sections
+    )
+    return dataclasses.make_dataclass(
+        "ObjectiveConfig", sections, bases=(SeedObjectiveKeys,), namespace={"__doc__": doc, "__module__": __name__}
+    )
+
+
+ObjectiveConfig = _objective_config_class()
+
+
+@dataclass
+class StageConfig:
+    """One stage of a recipe (``train.stages[i]``); a bare string ``NAME`` is ``{objective: NAME}``.
+
+    ``objective``: a registered objective; ``max_steps``: this stage's optimizer steps (None: ``train.max_steps``,
+    or ``train.epochs`` when set); ``init``: where the encoder starts from when a previous stage exists:
+    "exported" (the encoder the previous stage exports: its teacher for DINO, the trained network otherwise;
+    seed 000 §5.4), "teacher" (the previous stage's EMA teacher; needs one), "scratch" (no hand-over);
+    ``overrides``: dotted keys applied to the whole config for this stage only (e.g. ``objective.contrastive``).
+    """
+
+    objective: str = ""
+    max_steps: int | None = None
+    init: Literal["exported", "teacher", "scratch"] = "exported"
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class TrainConfig:
     """The engine: branch, steps, batch sizes, optimizer and schedule, precision, checkpoints, logging (Table 5)."""
 
-    branch: Branch = "two-stage"
-    max_steps: int = 1000  # optimizer steps per stage
+    branch: str = "two-stage"  # reconstruction | contrastive | two-stage | any registered objective | recipe
+    # The recipe: a list of stages (StageConfig or a bare objective name), filled from ``branch`` when not given.
+    stages: tuple[Any, ...] = ()
+    max_steps: int = 1000  # optimizer steps per stage (the default of every stage)
     # If set, each stage's optimizer steps are derived from the corpus size instead: ceil(epochs * N / images
     # per update) (seed 000 Table 5 counts 35 epochs). A user override of train.max_steps clears it.
     epochs: float | None = None
@@ -85,6 +152,14 @@ class TrainConfig:
     collapse_threshold: float = 0.2  # warn when std(l2-normalized embeddings) * sqrt(D) falls below this
     tensorboard: bool = False
     progress: bool = True
+    # k-NN macro-F1 monitor on a labeled set during training (any `tessera evaluate --data` spec; None = off),
+    # computed every monitor_every optimizer steps on at most monitor_max_images images.
+    monitor_data: str | None = None
+    monitor_every: int = 100
+    monitor_max_images: int = 300
+
+    def __post_init__(self) -> None:
+        self.stages = tuple(_stage_entry(entry, i) for i, entry in enumerate(self.stages))
 
     def validate(self) -> None:
         positive_ints = ("max_steps", "batch_size_reconstruction", "batch_size_contrastive", "checkpoint_every")
@@ -110,17 +185,51 @@ class TrainConfig:
                 raise ConfigError(f"config key 'train.{key}': must be > 0, got {getattr(self, key)}")
         if self.collapse_threshold < 0:
             raise ConfigError(f"config key 'train.collapse_threshold': must be >= 0, got {self.collapse_threshold}")
+        for key in ("monitor_every", "monitor_max_images"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key 'train.{key}': must be >= 1, got {getattr(self, key)}")
+        if self.branch not in (*STAGE_BRANCHES, *OBJECTIVES, RECIPE_BRANCH):
+            known = ", ".join((*STAGE_BRANCHES, *[o for o in OBJECTIVES if o not in STAGE_BRANCHES], RECIPE_BRANCH))
+            raise ConfigError(f"config key 'train.branch': {self.branch!r} is not one of {known}")
+        if self.branch == RECIPE_BRANCH and not self.stages:
+            raise ConfigError("config key 'train.stages': train.branch=recipe needs a list of stages")
+        for i, stage in enumerate(self.stage_list()):
+            stage_key = f"train.stages[{i}]"
+            get_objective(stage.objective, f"{stage_key}.objective")
+            if stage.max_steps is not None and stage.max_steps < 1:
+                raise ConfigError(f"config key '{stage_key}.max_steps': must be >= 1 or null, got {stage.max_steps}")
+            if stage.init not in STAGE_INITS:
+                raise ConfigError(f"config key '{stage_key}.init': {stage.init!r} is not one of {', '.join(STAGE_INITS)}")
+            for key in stage.overrides:
+                if key.split(".")[:2] in (["train", "stages"], ["train", "branch"]):
+                    raise ConfigError(f"config key '{stage_key}.overrides.{key}': a stage cannot change the recipe")
 
-    @property
-    def stages(self) -> tuple[str, ...]:
-        """The objective of each stage, in order."""
-        return STAGE_BRANCHES[self.branch]
+    def stage_list(self) -> list[StageConfig]:
+        """The stages in order as StageConfig (bare names expanded; ``branch`` expanded when no stages are given)."""
+        entries = self.stages or expand_branch(self.branch)
+        return [StageConfig(objective=e) if isinstance(e, str) else e for e in entries]
 
-    def batch_size(self, objective: str) -> int:
-        return self.batch_size_reconstruction if objective == "reconstruction" else self.batch_size_contrastive
 
-    def grad_clip(self, objective: str) -> float:
-        return self.grad_clip_reconstruction if objective == "reconstruction" else self.grad_clip_contrastive
+def expand_branch(branch: str) -> tuple[str, ...]:
+    """The stage list a ``train.branch`` shorthand stands for (an objective name is a one-stage recipe)."""
+    if branch in STAGE_BRANCHES:
+        return STAGE_BRANCHES[branch]
+    if branch in OBJECTIVES:
+        return (branch,)
+    return ()
+
+
+def _stage_entry(entry: Any, index: int) -> Any:
+    """A stage as written (``NAME`` or a mapping) -> a bare name or a StageConfig; errors name ``train.stages[i]``."""
+    key = f"train.stages[{index}]"
+    if isinstance(entry, (str, StageConfig)):
+        return entry
+    if isinstance(entry, dict):
+        stage = _merge(StageConfig(), entry, key)
+        if not stage.objective:
+            raise ConfigError(f"config key '{key}.objective': every stage names an objective")
+        return stage
+    raise ConfigError(f"config key '{key}': expected an objective name or a mapping, got {entry!r}")
 
 
 @dataclass
@@ -129,30 +238,75 @@ class PretrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # type: ignore[valid-type]
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
-        """Reject configs that cannot work before any data is read (errors name the key)."""
+        """Reject configs that cannot work before any data is read (errors name the key): the sections, then every
+        stage's own config against its objective (``Objective.validate``)."""
         self.train.validate()
         self.objective.validate()
-        stages = self.train.stages
-        if "reconstruction" in stages and not 0.0 < self.model.mask_ratio < 1.0:
-            raise ConfigError(f"config key 'model.mask_ratio': must be in (0, 1), got {self.model.mask_ratio}")
-        if "contrastive" in stages and self.train.batch_size_contrastive < 2:
-            # A contrastive batch of one image has no negatives (seed 000 Eq. 8: the denominator needs other samples).
-            raise ConfigError(
-                f"config key 'train.batch_size_contrastive': a contrastive batch needs at least 2 images, "
-                f"got {self.train.batch_size_contrastive}"
-            )
+        previous = None
+        for i, (stage, stage_cfg) in enumerate(zip(self.train.stage_list(), stage_configs(self))):
+            objective = OBJECTIVES[stage.objective]
+            try:
+                objective.validate(stage_cfg)
+            except ConfigError as exc:
+                raise ConfigError(f"train.stages[{i}] ({stage.objective}): {exc}" if stage.overrides or i else str(exc)) from None
+            if i and stage.init == "teacher" and not previous.has_teacher:
+                raise ConfigError(f"config key 'train.stages[{i}].init': 'teacher' but stage {i - 1} "
+                                  f"({previous.name}) has no EMA teacher")
+            previous = objective
 
 
-def _user_sets_output_size(source: str | None, overrides: list[str] | tuple[str, ...]) -> bool:
+def stage_configs(cfg: PretrainConfig) -> list[PretrainConfig]:
+    """The resolved config of every stage: ``cfg`` with the stage's ``overrides`` applied (and the stage list
+    collapsed to that stage, so a stage config describes one stage)."""
+    out = []
+    for i, stage in enumerate(cfg.train.stage_list()):
+        stage_cfg = cfg
+        if stage.overrides:
+            nested: dict[str, Any] = {}
+            for key, value in stage.overrides.items():
+                parts = key.split(".")
+                node = nested
+                for part in parts[:-1]:
+                    node = node.setdefault(part, {})
+                node[parts[-1]] = value
+            try:
+                stage_cfg = _merge(cfg, nested)
+            except ConfigError as exc:
+                raise ConfigError(f"train.stages[{i}].overrides: {exc}") from None
+        out.append(stage_cfg)
+    return out
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped in ``tessera/configs/recipes/`` (``--config NAME`` resolves them)."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def resolve_source(source: str) -> Path:
+    """``--config`` value -> a YAML file: a preset (``configs/NAME.yaml``), a shipped recipe
+    (``configs/recipes/NAME.yaml``), or a path."""
+    path = Path(source)
+    if not path.suffix:
+        for folder in (PRESETS_DIR, RECIPES_DIR):
+            if (folder / f"{source}.yaml").exists():
+                return folder / f"{source}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"config '{source}' is neither a preset ({', '.join(available_presets())}), a recipe "
+            f"({', '.join(list_recipes())}) nor an existing YAML file"
+        )
+    return path
+
+
+def _user_sets_output_size(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> bool:
     """Whether the preset/YAML or an override names ``views.output_size`` explicitly."""
-    if source:
-        views = load_yaml_source(source).get("views") or {}
-        if isinstance(views, dict) and "output_size" in views:
-            return True
+    views = data.get("views") or {}
+    if isinstance(views, dict) and "output_size" in views:
+        return True
     return any(parse_override(text)[0] == ["views", "output_size"] for text in overrides)
 
 
@@ -168,14 +322,66 @@ def model_image_size(model_cfg: ModelConfig) -> int:
     return int(preset["image_size"])
 
 
+def _load_source(path: Path, depth: int = 0) -> tuple[PretrainConfig, dict[str, Any]]:
+    """The config of one YAML file; a top-level ``base: NAME`` (a preset or recipe) is loaded first and this
+    file applied on top. Errors name the file. Returns the config and the merged raw mapping."""
+    data = dict(load_yaml_source(str(path)))
+    cfg, merged = PretrainConfig(), {}
+    base = data.pop("base", None)
+    if base is not None:
+        if depth > 4 or not isinstance(base, str):
+            raise ConfigError(f"{path}: config key 'base': expected a preset or recipe name (at most 4 levels)")
+        cfg, merged = _load_source(resolve_source(base), depth + 1)
+    try:
+        train = data.get("train")
+        if isinstance(train, dict) and "branch" in train and "stages" not in train:
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=()))  # the file's shorthand wins
+        cfg = fill_stages(_merge(cfg, data))
+        _validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    views = {**(merged.get("views") or {}), **(data.get("views") or {})}
+    return cfg, {**merged, **data, "views": views}
+
+
+def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> PretrainConfig:
+    """Make ``train.stages`` explicit: the expansion of ``train.branch`` when no stages are given or when the
+    command line changed the branch (shorthand wins over a file's list); ``branch`` becomes "recipe" when the
+    stages are not the expansion of any shorthand."""
+    tc = cfg.train
+    if branch_overridden or not tc.stages:
+        stages = expand_branch(tc.branch)
+        if not stages:
+            return cfg  # validation names the bad branch
+        return dataclasses.replace(cfg, train=dataclasses.replace(tc, stages=stages))
+    if tuple(tc.stages) != expand_branch(tc.branch):
+        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)), RECIPE_BRANCH)
+        return dataclasses.replace(cfg, train=dataclasses.replace(tc, branch=shorthand))
+    return cfg
+
+
 def resolve_pretrain_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """Defaults -> preset/YAML -> overrides; the views' output size follows the model unless the user set it."""
-    cfg = resolve_config(PretrainConfig, source, overrides)
+    """Defaults -> preset/recipe/YAML -> overrides; the views' output size follows the model unless the user set it.
+
+    Errors in the file are reported with its path and the full key (``recipes/x.yaml: config key
+    'train.stages[1].objective': ...``)."""
+    cfg, data = PretrainConfig(), {}
+    if source:
+        path = resolve_source(source)
+        cfg, data = _load_source(path)
     keys = [parse_override(text)[0] for text in overrides]
+    for text in overrides:
+        path_, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path_):
+            nested = {part: nested}
+        cfg = _merge(cfg, nested)
+    cfg = fill_stages(cfg, branch_overridden=["train", "branch"] in keys and ["train", "stages"] not in keys)
     if ["train", "max_steps"] in keys and ["train", "epochs"] not in keys and cfg.train.epochs is not None:
         # An explicit step count wins over a preset's epoch count.
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=None))
-    if not _user_sets_output_size(source, overrides):
+    if not _user_sets_output_size(data, overrides):
         size = model_image_size(cfg.model)
         cfg = dataclasses.replace(cfg, views=dataclasses.replace(cfg.views, output_size=size))
+    _validate(cfg)
     return cfg

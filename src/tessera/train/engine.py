@@ -24,7 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -35,11 +35,17 @@ from tessera.outputs import prepare_output_dir
 from tessera.seeding import mix_seed
 from tessera.train import distributed as D
 from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
-from tessera.train.config import PretrainConfig
 from tessera.train.logging import MetricsLogger, truncate_metrics
-from tessera.train.monitors import CollapseMonitor, check_finite
-from tessera.train.optim import build_optimizer, build_scheduler, temperature_at
-from tessera.train.steps import ContrastiveObjective, MicroStepOutput, ReconstructionObjective, masking_noise
+from tessera.objectives.base import Objective, StepContext, StepResult
+from tessera.objectives.registry import get_objective
+from tessera.train.config import PretrainConfig, stage_configs
+from tessera.train.monitors import CollapseMonitor, DistillationMonitor, check_finite
+from tessera.train.optim import build_optimizer, build_scheduler
+
+# A training-time monitor (e.g. the k-NN monitor that `tessera pretrain` builds from tessera.evaluate, so that
+# train never imports evaluate): called on the main process with the encoder the run would export (wrapped in
+# tessera.models.encoder.Encoder) and the run-wide step; returns scalars to log.
+MonitorFn = Callable[[Any, int], dict[str, float]]
 
 
 class StopRequested(RuntimeError):
@@ -85,11 +91,12 @@ class StepSampler:
 
 @dataclass
 class StageSpec:
-    index: int  # 0-based position in the branch
-    objective: str  # "reconstruction" | "contrastive"
+    index: int  # 0-based position in the recipe
+    objective: str  # a registered objective (tessera.objectives.registry)
     directory: Path
     step_offset: int  # optimizer steps of the earlier stages (for a run-wide global step)
     max_steps: int  # optimizer steps of this stage
+    init: str = "exported"  # encoder hand-over from the previous stage (train.config.StageConfig.init)
 
     @property
     def name(self) -> str:
@@ -111,18 +118,19 @@ def accumulation_steps(effective_batch: int | None, batch: int, world_size: int)
 
 
 class StageTrainer:
-    """Trains one stage: holds the model (DDP-wrapped when distributed), optimizer, schedules and data stream."""
+    """Trains one stage: holds the objective (tessera.objectives), the model (DDP-wrapped when distributed),
+    optimizer, schedules and data stream. ``cfg`` is the stage's resolved config (its overrides applied)."""
 
-    def __init__(self, cfg: PretrainConfig, spec: StageSpec, store, info: D.DistInfo, logger: MetricsLogger):
-        from tessera.views.generator import ViewGenerator
-
+    def __init__(self, cfg: PretrainConfig, spec: StageSpec, store, info: D.DistInfo, logger: MetricsLogger,
+                 monitor: MonitorFn | None = None):
         self.cfg, self.spec, self.store, self.info, self.logger = cfg, spec, store, info, logger
         tc = cfg.train
         self.device = info.device
-        self.batch = tc.batch_size(spec.objective)
+        self.objective: Objective = get_objective(spec.objective)(cfg)
+        self.batch = self.objective.batch_size()
         self.accum = accumulation_steps(tc.effective_batch, self.batch, info.world_size)
         self.sampler = StepSampler(len(store), self.batch, info.world_size, info.rank, tc.seed)
-        self.views = ViewGenerator(cfg.views, spec.objective)
+        self.views = self.objective.view_generator()
         self.amp_dtype = resolve_precision(tc.precision, self.device)
         self.model = self._build_model()
         self.optimizer = build_optimizer(D.unwrap(self.model), tc.lr, tc.weight_decay, tc.betas, self.device)
@@ -130,22 +138,28 @@ class StageTrainer:
         self.warmup_steps = int(round(tc.warmup_fraction * self.max_steps))
         self.scheduler = build_scheduler(self.optimizer, self.max_steps, tc.warmup_fraction, tc.lr, tc.min_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.objective = self._build_objective()
         self.monitor = CollapseMonitor(tc.collapse_threshold)
+        self.distillation_monitor = DistillationMonitor()
+        self.external_monitor = monitor
         self.resampled = 0
+        self.last: StepResult | None = None  # the last micro-batch's result (for the collapse monitor)
+        self.last_views = None
 
     # -- construction --------------------------------------------------------------------------------------
     def _build_model(self) -> nn.Module:
-        from tessera.models import build_pretrain_model
-
         # Same seed on every rank (DDP also broadcasts rank 0's weights); a different one per stage gives the
         # second stage a fresh projection head (seed 000 §5.4).
         torch.manual_seed(self.cfg.train.seed + self.spec.index)
-        # Only the head this stage trains is built, so DDP sees no parameter without gradient (ViT-MAE); DINOv2
-        # keeps an unused mask token, hence find_unused_parameters there.
-        model = build_pretrain_model(self.cfg.model, branches=(self.spec.objective,)).to(self.device)
+        # The objective builds only the heads it trains, so DDP sees no parameter without gradient (ViT-MAE);
+        # DINOv2 keeps an unused mask token unless iBOT uses it, hence find_unused_parameters there. An EMA
+        # teacher has no trainable parameter: DDP ignores it, the objective's hook updates it on every rank.
+        model = self.objective.build_model().to(self.device)
         if self.info.distributed:
             model = D.convert_sync_batchnorm(model, self.device)
+            if getattr(model, "teacher", None) is not None:
+                # The conversion rebuilds BatchNorm layers with fresh (trainable) affine parameters: the EMA
+                # teacher's must stay frozen, or DDP waits for gradients they never get (BYOL's target projector).
+                model.teacher.requires_grad_(False)
             model = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
@@ -154,32 +168,32 @@ class StageTrainer:
         model.train()
         return model
 
-    def _build_objective(self):
-        oc = self.cfg.objective
-        if self.spec.objective == "reconstruction":
-            from tessera.objectives.reconstruction import ReconstructionLoss
-
-            return ReconstructionObjective(ReconstructionLoss(oc.reconstruction, oc.l1_weight, oc.bl1_weight))
-        from tessera.objectives.contrastive import ContrastiveLoss
-
-        loss = ContrastiveLoss(oc.contrastive, beta=oc.beta, tau_plus=oc.tau_plus, alpha=oc.alpha, tau_h=oc.tau_h)
-        return ContrastiveObjective(loss, gather_with_grad=self.cfg.train.gather_with_grad)
-
-    def load_encoder_from(self, checkpoint: Path) -> None:
-        """Two-stage: carry the encoder of the previous stage over; the heads stay freshly initialized (§5.4)."""
-        state = load_checkpoint(checkpoint)["model"]
-        encoder_state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    def load_encoder_from(self, checkpoint: Path, init: str = "exported") -> None:
+        """Carry the encoder of the previous stage over (seed 000 §5.4: two-stage); the heads stay freshly
+        initialized. ``init``: "exported" (what that stage exports: its teacher for DINO) or "teacher"."""
+        state = load_checkpoint(checkpoint)
+        source = state.get("exports", "encoder") if init == "exported" else "teacher"
+        prefix = "teacher.encoder." if source == "teacher" else "encoder."
+        encoder_state = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
         if not encoder_state:
-            raise TesseraError(f"{checkpoint}: holds no encoder weights (no 'encoder.*' keys)")
-        D.unwrap(self.model).encoder.load_state_dict(encoder_state)
+            raise TesseraError(f"{checkpoint}: holds no {source} encoder weights (no '{prefix}*' keys)")
+        module = D.unwrap(self.model)
+        module.encoder.load_state_dict(encoder_state)
+        if getattr(module, "teacher", None) is not None:
+            module.teacher.copy_from(module.student_parts())  # the teacher starts as a copy of the student
+
+    def exported_encoder(self) -> nn.Module:
+        """The encoder this stage exports: the EMA teacher's (DINO/iBOT practice) or the trained one."""
+        module = D.unwrap(self.model)
+        return module.teacher.encoder if self.objective.exports == "teacher" else module.encoder
 
     # -- data --------------------------------------------------------------------------------------------------
     def generator(self, step: int, micro: int, stream: int) -> torch.Generator:
         seed = mix_seed(self.cfg.train.seed, self.info.rank, self.spec.index, step, micro, stream)
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    def micro_batch(self, step: int, micro: int) -> torch.Tensor:
-        """Views of this rank's micro-batch: (B, V, C, S, S) on the device."""
+    def micro_batch(self, step: int, micro: int):
+        """Views of this rank's micro-batch on the device: (B, V, C, S, S), or one such tensor per crop group."""
         from tessera.views.sampling import draw_view_batch
 
         indices = self.sampler.indices(step * self.accum + micro)
@@ -188,27 +202,27 @@ class StageTrainer:
             max_attempts=self.cfg.views.max_attempts,
         )
         self.resampled += int(stats["resampled"])
+        if isinstance(views, list):
+            return [v.to(self.device, non_blocking=True) for v in views]
         return views.to(self.device, non_blocking=True)
 
     # -- one optimizer step ------------------------------------------------------------------------------------
-    def temperature(self, step: int) -> float:
-        oc = self.cfg.objective
-        return temperature_at(
-            step, self.max_steps, oc.temperature_start, oc.temperature_end, oc.temperature_warmup_fraction
-        )
+    def context(self, step: int, micro: int) -> StepContext:
+        return StepContext(step=step, micro=micro, max_steps=self.max_steps,
+                           generator=lambda stream: self.generator(step, micro, stream),
+                           steps_per_epoch=self.sampler.per_epoch // self.accum or 1)
 
-    def forward_loss(self, views: torch.Tensor, step: int, micro: int) -> MicroStepOutput:
+    def forward_loss(self, views, step: int, micro: int) -> StepResult:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            if self.spec.objective == "reconstruction":
-                noise = masking_noise(self.model, views.shape[0], views.shape[-1], self.generator(step, micro, 1))
-                return self.objective(self.model, views, noise)
-            return self.objective(self.model, views, self.temperature(step))
+            return self.objective.step(self.model, views, self.context(step, micro))
 
-    def train_step(self, step: int) -> dict[str, Any]:
-        """Accumulate ``accum`` micro-batches, clip, check finiteness, step. Returns the step's metrics."""
+    def train_step(self, step: int) -> dict[str, float]:
+        """Accumulate ``accum`` micro-batches, clip, check finiteness, step, run the objective's hooks.
+        Returns the step's metrics (floats only; the last result is kept in ``self.last``)."""
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        out = None
+        stats: dict[str, torch.Tensor] = {}
+        name = self.spec.objective
         for micro in range(self.accum):
             views = self.micro_batch(step, micro)
             sync = micro == self.accum - 1 or not self.info.distributed
@@ -217,31 +231,35 @@ class StageTrainer:
                 self.scaler.scale(out.loss / self.accum).backward()
             for key, value in out.parts.items():
                 totals[key] = totals.get(key, 0.0) + value.float() / self.accum
-        loss = float(D.all_reduce_mean(totals[self.spec.objective]))
+            for key, value in out.stats.items():
+                stats[key] = stats.get(key, 0.0) + value.float() / self.accum
+            self.last, self.last_views = out, views
+        loss = float(D.all_reduce_mean(totals[name]))
         parts = {k: float(D.all_reduce_mean(v)) for k, v in totals.items()}
         self.scaler.unscale_(self.optimizer)
-        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip(self.spec.objective)))
+        grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.objective.grad_clip()))
+        self.objective.before_optimizer_step(self.model, step, self.context(step, self.accum - 1))
         # fp16 overflows are the GradScaler's business (it skips the step); otherwise a NaN/inf stops the run.
-        check_finite(loss, None if self.amp_dtype == torch.float16 else grad_norm, parts, self.spec.objective, step + 1)
+        check_finite(loss, None if self.amp_dtype == torch.float16 else grad_norm, parts, name, step + 1)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        metrics = {"loss": loss, **{f"loss_{k}": v for k, v in parts.items() if k != self.spec.objective}}
+        self.objective.after_optimizer_step(self.model, step, self.max_steps)
+        metrics = {"loss": loss, **{f"loss_{k}": v for k, v in parts.items() if k != name}}
         metrics.update(lr=lr, grad_norm=grad_norm)
-        if self.spec.objective == "contrastive":
-            metrics["temperature"] = self.temperature(step)
-        metrics["_embeddings"] = out.embeddings if out is not None else None
-        metrics["_views"] = views
+        metrics.update(self.objective.schedules(step, self.max_steps))
+        metrics.update({k: float(D.all_reduce_mean(v)) for k, v in stats.items()})
         return metrics
 
-    def monitor_embeddings(self, metrics: dict[str, Any]) -> torch.Tensor:
-        """(N, D) features for the collapse monitor; the reconstruction objective has none, so the last
-        micro-batch is embedded once more, unmasked and without gradient (only at logging steps)."""
-        if metrics["_embeddings"] is not None:
-            return metrics["_embeddings"]
+    def monitor_embeddings(self) -> torch.Tensor:
+        """(N, D) features of the last micro-batch for the collapse monitor; an objective that returns none
+        (reconstruction) gets its first view group embedded once more, unmasked and without gradient (only at
+        logging steps)."""
+        if self.last is not None and self.last.embeddings is not None:
+            return self.last.embeddings
         module = D.unwrap(self.model)
-        views = metrics["_views"]
+        views = self.last_views[0] if isinstance(self.last_views, list) else self.last_views
         module.eval()
         try:
             with torch.no_grad(), torch.autocast(
@@ -251,6 +269,25 @@ class StageTrainer:
         finally:
             module.train()
         return features
+
+    def run_monitor(self, done: int) -> dict[str, float]:
+        """The external monitor (k-NN) on the main process, every ``train.monitor_every`` steps and at the end."""
+        if self.external_monitor is None:
+            return {}
+        if done % self.cfg.train.monitor_every and done != self.max_steps:
+            return {}
+        out: dict[str, float] = {}
+        if D.is_main_process():
+            from tessera.models.encoder import Encoder
+
+            module = self.exported_encoder()
+            was_training = module.training
+            try:
+                out = dict(self.external_monitor(Encoder(module), self.spec.step_offset + done))
+            finally:
+                module.train(was_training)
+        D.barrier()
+        return out
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     @property
@@ -267,6 +304,8 @@ class StageTrainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "world_size": self.info.world_size,
+                "objective": self.objective.state_dict(),
+                "exports": self.objective.exports,
                 "config": to_dict(self.cfg),
             }
             save_checkpoint(self.checkpoint_dir, step, state, keep=self.cfg.train.keep_checkpoints)
@@ -284,6 +323,7 @@ class StageTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        self.objective.load_state_dict(state.get("objective", {}))
         set_rng_state(state["rng"])
         return int(state["step"])
 
@@ -303,14 +343,19 @@ class StageTrainer:
                 done = step + 1
                 window_steps += 1
                 bar.update(1)
-                if done % tc.log_every == 0 or done == self.max_steps:
+                monitored = self.run_monitor(done)
+                metrics.update(monitored)
+                if done % tc.log_every == 0 or done == self.max_steps or monitored:
                     elapsed = time.perf_counter() - window_start
                     ips = window_steps * images_per_step / max(elapsed, 1e-9)
-                    health = self.monitor.check(
-                        self.monitor_embeddings(metrics), self.spec.objective, done, warn=done > self.warmup_steps
-                    )
+                    warn = done > self.warmup_steps
+                    health = self.monitor.check(self.monitor_embeddings(), self.spec.objective, done, warn=warn)
+                    health.update(self.distillation_monitor.check(metrics, self.spec.objective, done, warn=warn))
                     self.log(done, metrics, ips, health)
-                    bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", img_s=f"{ips:.1f}")
+                    postfix = dict(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", img_s=f"{ips:.1f}")
+                    if "monitor_knn_macro_f1" in metrics:
+                        postfix["knn_f1"] = f"{metrics['monitor_knn_macro_f1']:.3f}"
+                    bar.set_postfix(**postfix)
                     window_start, window_steps = time.perf_counter(), 0
                 if done % tc.checkpoint_every == 0 or done == self.max_steps:
                     self.save(done)
@@ -325,7 +370,7 @@ class StageTrainer:
             "stage_index": self.spec.index,
             "step": done,
             "global_step": self.spec.step_offset + done,
-            **{k: v for k, v in metrics.items() if not k.startswith("_")},
+            **metrics,
             "images_per_s": images_per_s,
             "micro_batch": self.batch,
             "accumulation": self.accum,
@@ -339,25 +384,38 @@ class StageTrainer:
 
 
 def stage_max_steps(cfg: PretrainConfig, objective: str, corpus_size: int, world_size: int) -> int:
-    """``train.max_steps``, or ``ceil(epochs * N / images per update)`` when ``train.epochs`` is set."""
+    """``train.max_steps``, or ``ceil(epochs * N / images per update)`` when ``train.epochs`` is set (``cfg`` is
+    the stage's config: the batch is its objective's)."""
     tc = cfg.train
     if tc.epochs is None:
         return tc.max_steps
-    batch = tc.batch_size(objective)
+    batch = get_objective(objective)(cfg).batch_size()
     images = batch * world_size * accumulation_steps(tc.effective_batch, batch, world_size)
     return max(1, math.ceil(tc.epochs * corpus_size / images))
 
 
 def stage_specs(cfg: PretrainConfig, run_dir: Path, corpus_size: int, world_size: int = 1) -> list[StageSpec]:
-    """Where each stage of the branch lives: RUN itself for one stage, RUN/stageK_<objective> for two."""
-    objectives = cfg.train.stages
+    """Where each stage of the recipe lives: RUN itself for one stage, RUN/stageK_<objective> for several.
+    A stage's ``max_steps`` wins over ``train.max_steps``/``train.epochs`` of its config."""
+    stages = cfg.train.stage_list()
     specs, offset = [], 0
-    for i, objective in enumerate(objectives):
-        directory = run_dir if len(objectives) == 1 else run_dir / f"stage{i + 1}_{objective}"
-        steps = stage_max_steps(cfg, objective, corpus_size, world_size)
-        specs.append(StageSpec(i, objective, directory, step_offset=offset, max_steps=steps))
+    for i, (stage, stage_cfg) in enumerate(zip(stages, stage_configs(cfg))):
+        directory = run_dir if len(stages) == 1 else run_dir / f"stage{i + 1}_{stage.objective}"
+        steps = stage.max_steps or stage_max_steps(stage_cfg, stage.objective, corpus_size, world_size)
+        specs.append(StageSpec(i, stage.objective, directory, step_offset=offset, max_steps=steps, init=stage.init))
         offset += steps
     return specs
+
+
+def check_batches_fit(cfg: PretrainConfig, corpus_size: int, world_size: int) -> None:
+    """Every stage's global batch fits the corpus (StepSampler's condition), checked before anything is written."""
+    for i, (stage, stage_cfg) in enumerate(zip(cfg.train.stage_list(), stage_configs(cfg))):
+        batch = get_objective(stage.objective)(stage_cfg).batch_size()
+        if corpus_size < batch * world_size:
+            raise TesseraError(
+                f"train.stages[{i}] ({stage.objective}): the corpus has {corpus_size} cutouts, fewer than one "
+                f"global batch ({batch} x {world_size} processes); lower its batch size or use a larger corpus"
+            )
 
 
 def _data_channels(store) -> int:
@@ -388,12 +446,16 @@ def _check_resume_config(cfg: PretrainConfig, run_dir: Path) -> None:
         )
 
 
-def _export(model: nn.Module, out_dir: Path) -> None:
+def _export(trainer: StageTrainer, out_dir: Path) -> None:
+    """Export the stage's exported encoder (teacher or trained network) with the model config."""
+    from types import SimpleNamespace
+
     from tessera.models.export import export_model
 
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    export_model(model, out_dir)
+    module = D.unwrap(trainer.model)
+    export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir)
 
 
 def _stage_complete(spec: StageSpec) -> Path | None:
@@ -410,15 +472,16 @@ def run_stage(
     previous: Path | None,
     resume: bool,
     stop_after_step: int | None,
+    monitor: MonitorFn | None = None,
 ) -> StageTrainer:
     """Build, (re)start and train one stage; returns the trainer holding the trained model."""
-    trainer = StageTrainer(cfg, spec, store, info, logger)
+    trainer = StageTrainer(cfg, spec, store, info, logger, monitor=monitor)
     start = 0
     latest = latest_checkpoint(trainer.checkpoint_dir) if resume else None
     if latest is not None:
         start = trainer.restore(latest)
-    elif previous is not None:
-        trainer.load_encoder_from(previous)
+    elif previous is not None and spec.init != "scratch":
+        trainer.load_encoder_from(previous, spec.init)
     if resume:
         # Steps logged after the checkpoint we restart from will be logged again: drop them.
         if D.is_main_process():
@@ -436,12 +499,15 @@ def pretrain(
     resume: bool = False,
     overwrite: bool = False,
     stop_after_step: int | None = None,
+    monitor: MonitorFn | None = None,
 ) -> Path:
-    """Run the branch of ``cfg.train.branch`` on the CutoutStore ``corpus``; returns the run directory.
+    """Run the recipe of ``cfg.train`` (its stages, or the ``branch`` shorthand) on the CutoutStore ``corpus``;
+    returns the run directory.
 
     One process, or one per device under torchrun (DDP from RANK/WORLD_SIZE/LOCAL_RANK). ``resume`` continues
     from the latest checkpoint exactly. ``stop_after_step`` (tests) raises :class:`StopRequested` after that
-    run-wide optimizer step.
+    run-wide optimizer step. ``monitor(encoder, global_step) -> dict`` (see :data:`MonitorFn`) is called on the
+    main process every ``train.monitor_every`` steps of each stage; its scalars are logged with the step.
     """
     from tessera.corpus.store import CutoutStore
 
@@ -453,6 +519,7 @@ def pretrain(
             # Channels come from the data (DESIGN §5.7): the model's input adapter is sized for the corpus.
             cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, in_channels=channels))
         cfg.validate()
+        check_batches_fit(cfg, len(store), info.world_size)
         run_dir = Path(out)
         if D.is_main_process():
             prepare_output_dir(run_dir, overwrite=overwrite, resume=resume)
@@ -461,6 +528,7 @@ def pretrain(
             save_config(cfg, run_dir)
         D.barrier()
         specs = stage_specs(cfg, run_dir, len(store), info.world_size)
+        configs = stage_configs(cfg)
         metrics_paths = [run_dir / "metrics.jsonl"]
         previous: Path | None = None
         trainer = None
@@ -475,18 +543,33 @@ def pretrain(
                 enabled=D.is_main_process(),
             )
             try:
-                trainer = run_stage(cfg, spec, store, info, logger, previous, resume, stop_after_step)
+                trainer = run_stage(configs[spec.index], spec, store, info, logger, previous, resume, stop_after_step,
+                                    monitor)
             finally:
                 logger.close()
             previous = latest_checkpoint(trainer.checkpoint_dir)
             if D.is_main_process() and len(specs) > 1:
-                _export(D.unwrap(trainer.model), spec.directory / "model")
+                _export(trainer, spec.directory / "model")
         if D.is_main_process():
-            _export(D.unwrap(trainer.model), run_dir / "model")
+            _export(trainer, run_dir / "model")
         D.barrier()
         return run_dir
     finally:
         D.cleanup_distributed(info)
+
+
+def resolve_run_config(
+    source: str | None, overrides: list[str] | tuple[str, ...], out: str | Path, resume: bool = False
+) -> PretrainConfig:
+    """The config ``tessera pretrain`` runs: the saved one of RUN on ``--resume`` without ``--config`` (plus
+    overrides), else defaults -> preset/recipe/YAML -> overrides (views follow the model's image size)."""
+    from tessera.train.config import resolve_pretrain_config
+
+    if resume and source is None and (Path(out) / "config.yaml").exists():
+        from tessera.config import apply_overrides
+
+        return apply_overrides(load_saved_config(PretrainConfig, Path(out)), overrides)
+    return resolve_pretrain_config(source, overrides)
 
 
 def pretrain_from_config(
@@ -496,20 +579,13 @@ def pretrain_from_config(
     out: str | Path,
     resume: bool = False,
     overwrite: bool = False,
+    monitor: MonitorFn | None = None,
 ) -> Path:
-    """``tessera pretrain``: resolve the config (views follow the model's image size) and run it."""
-    from tessera.train.config import resolve_pretrain_config
-
-    if resume and source is None and (Path(out) / "config.yaml").exists():
-        cfg = load_saved_config(PretrainConfig, Path(out))
-        from tessera.config import apply_overrides
-
-        cfg = apply_overrides(cfg, overrides)
-    else:
-        cfg = resolve_pretrain_config(source, overrides)
+    """``tessera pretrain``: resolve the config (:func:`resolve_run_config`) and run it."""
+    cfg = resolve_run_config(source, overrides, out, resume)
     if not Path(corpus).exists():
         raise TesseraError(f"{corpus}: corpus store not found (build one with `tessera ingest`)")
-    return pretrain(cfg, corpus, out, resume=resume, overwrite=overwrite)
+    return pretrain(cfg, corpus, out, resume=resume, overwrite=overwrite, monitor=monitor)
 
 
-__all__ = ["pretrain", "pretrain_from_config", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]
+__all__ = ["pretrain", "pretrain_from_config", "resolve_run_config", "MonitorFn", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]

@@ -53,6 +53,53 @@ class CollapseMonitor:
         return {"embedding_std": std, "embedding_std_ratio": ratio, "collapse": collapsed}
 
 
+class DistillationMonitor:
+    """Health of self-distillation (DINO/iBOT/BYOL) from the step's stats, with a warning that names the likely fix.
+
+    Collapse is this family's common failure on custom data (public DINO threads: the loss stuck, or falling to ~0
+    within an epoch; the advice is a lower teacher temperature and a lower lr). Two modes are told apart:
+    - *uniform* collapse: the teacher's centred output is flat (entropy near log K) and the student matches it
+      (KL near 0): sharpening is too weak -> lower ``objective.dino.teacher_temp`` (e.g. 0.02-0.04);
+    - *one-hot* collapse: the teacher puts all mass on one prototype (entropy near 0) -> centring is losing,
+      lower ``train.lr`` (or raise ``objective.dino.center_momentum`` towards 1 more slowly).
+    BYOL logs only the spread of its normalized projections (``distill_spread``): near 0 means every image maps
+    to one point -> lower ``train.lr`` or raise ``objective.byol.momentum``.
+    """
+
+    def __init__(self, flat_fraction: float = 0.98, peaked_entropy: float = 0.05, kl_floor: float = 1e-3,
+                 spread_floor: float = 0.05):
+        self.flat_fraction, self.peaked_entropy = flat_fraction, peaked_entropy
+        self.kl_floor, self.spread_floor = kl_floor, spread_floor
+        self.warned = False
+
+    def diagnose(self, stats: dict[str, float]) -> str | None:
+        """The likely failure and its fix, or None when the stats look healthy (or are absent)."""
+        entropy, max_entropy = stats.get("distill_teacher_entropy"), stats.get("distill_max_entropy")
+        kl, spread = stats.get("distill_kl"), stats.get("distill_spread")
+        if entropy is not None and max_entropy:
+            if entropy >= self.flat_fraction * max_entropy and (kl is None or kl < self.kl_floor):
+                return (f"uniform collapse suspected: teacher entropy {entropy:.3f} of max {max_entropy:.3f}, "
+                        f"student-teacher KL {kl if kl is None else f'{kl:.2e}'}; lower objective.dino.teacher_temp "
+                        "(e.g. 0.02-0.04) and train.lr")
+            if entropy <= self.peaked_entropy:
+                return (f"one-hot collapse suspected: teacher entropy {entropy:.3f}; lower train.lr or raise "
+                        "objective.dino.teacher_temp slightly so centring can spread the prototypes")
+        if spread is not None and spread < self.spread_floor:
+            return (f"collapse suspected: spread of normalized embeddings {spread:.3g} x sqrt(D); lower train.lr "
+                    "(or raise the EMA momentum)")
+        return None
+
+    def check(self, stats: dict[str, float], stage: str, step: int, warn: bool = True) -> dict[str, bool]:
+        """``{"distill_collapse": bool}`` when the step has self-distillation stats, else ``{}``; warns once."""
+        if not any(k.startswith("distill_") for k in stats):
+            return {}
+        problem = self.diagnose(stats)
+        if problem and warn and not self.warned:
+            warnings.warn(f"stage '{stage}' step {step}: {problem}", RuntimeWarning, stacklevel=2)
+            self.warned = True
+        return {"distill_collapse": problem is not None}
+
+
 def check_finite(loss: float, grad_norm: float | None, parts: dict[str, float], stage: str, step: int) -> None:
     """Raise :class:`NonFiniteLossError` naming the step, stage and loss parts if ``loss`` or ``grad_norm`` is NaN/inf."""
     bad_loss = not math.isfinite(loss)

@@ -8,6 +8,8 @@ import math
 import torch
 from torch import nn
 
+from tessera.objectives.schedules import temperature_at  # noqa: F401  (re-exported: the schedule lives with its objective)
+
 # Parameters that are not weight matrices of a linear map: decaying them towards zero has no regularizing meaning
 # (biases, norm gains) or destroys information the model needs (position embeddings, CLS/register/mask tokens).
 NO_DECAY_NAME_PARTS = ("position_embedding", "pos_embed", "cls_token", "register", "mask_token")
@@ -72,14 +74,3 @@ def build_scheduler(
     """Cosine with linear warmup over ``warmup_fraction`` of the optimizer steps (Table 5: 15%)."""
     warmup = int(round(warmup_fraction * total_steps))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(total_steps, warmup, min_lr / lr))
-
-
-def temperature_at(step: int, total_steps: int, start: float, end: float, warmup_fraction: float) -> float:
-    """Contrastive temperature at optimizer step ``step``: linear ``start -> end`` over the warmup, then ``end``.
-
-    seed 000 §8.2.4: tau 0.20 -> 0.10 over the first 15% of training, then 0.10.
-    """
-    warmup = int(round(warmup_fraction * total_steps))
-    if warmup <= 0 or step >= warmup:
-        return float(end)
-    return float(start + (end - start) * step / warmup)

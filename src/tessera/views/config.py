@@ -12,7 +12,14 @@ from typing import Literal
 
 from tessera.errors import ConfigError
 
-ANCHOR_STRATEGIES = ("radio", "center", "uniform")
+
+
+def anchor_strategies() -> tuple[str, ...]:
+    """The registered anchor strategies (``tessera.views.anchors.ANCHOR_REGISTRY``): validation reads the
+    registry itself, so a strategy added with ``register_anchor`` is accepted by the config too."""
+    from tessera.views.anchors import ANCHOR_REGISTRY  # lazy: anchors.py imports this module
+
+    return tuple(ANCHOR_REGISTRY)
 
 
 def _check_range(name: str, rng: tuple[float, float], lo: float | None = None, hi: float | None = None) -> None:
@@ -46,10 +53,9 @@ class AnchorConfig:
     peak_fraction: float = 0.8  # keep anchors whose local peak exceeds this fraction of the global peak
 
     def validate(self, prefix: str = "anchors") -> None:
-        if self.strategy not in ANCHOR_STRATEGIES:
-            raise ConfigError(
-                f"config key '{prefix}.strategy': {self.strategy!r} is not one of {', '.join(ANCHOR_STRATEGIES)}"
-            )
+        known = anchor_strategies()
+        if self.strategy not in known:
+            raise ConfigError(f"config key '{prefix}.strategy': {self.strategy!r} is not one of {', '.join(known)}")
         for name in ("z_grid", "z_top_k", "mean_grid", "mean_top_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config key '{prefix}.{name}': must be >= 1")
@@ -121,6 +127,60 @@ def _strong() -> AugmentConfig:
     )
 
 
+def _global_crop_regime() -> AugmentConfig:
+    """Global crops of the self-distillation recipes: the BYOL radio recipe of Slijepcevic et al. 2024
+    (``inigoval/byol``, notes/small-scale-ssl.md): large crops, rotations and flips always, mild contrast and
+    brightness changes (here asinh contrast and the flux/background factor), light noise, no banding."""
+    return AugmentConfig(
+        p_rot90=1.0, p_hflip=0.5, p_asinh=0.3, asinh_alpha=(2.0, 6.0), p_affine=0.0, p_noise=0.5,
+        noise_sigma=0.01, p_banding=0.0, bands=0, p_flux=0.3, flux_factor=(0.85, 1.0),
+    )
+
+
+def _local_crop_regime() -> AugmentConfig:
+    """Local crops: the same operators, a little stronger (DINO's locals get the harsher photometric draw)."""
+    return AugmentConfig(
+        p_rot90=1.0, p_hflip=0.5, p_asinh=0.4, asinh_alpha=(2.0, 10.0), p_affine=0.0, p_noise=0.5,
+        noise_sigma=0.02, p_banding=0.0, bands=0, p_flux=0.4, flux_factor=(0.7, 1.0),
+    )
+
+
+@dataclass
+class MultiCropConfig:
+    """Multi-crop views of the self-distillation objectives (views/multicrop.py): ``global_crops`` crops of
+    ``global_scale`` and ``local_crops`` crops of ``local_scale`` of the anchored ROI (area fractions), globals at
+    the model's input size, locals at ``local_size`` (None = half of it). Defaults: 2 globals at 0.7-1.0 and
+    8 locals at 0.2-0.5 (notes/small-scale-ssl.md; AstroCLIP uses the same counts). ImageNet DINO uses
+    0.4-1.0 / 0.05-0.4 of the whole image; radio cutouts are mostly empty sky, hence crops of the ROI.
+    ``full_rotation``: rotate every crop by a uniform angle (sources have no orientation on the sky)."""
+
+    global_crops: int = 2
+    global_scale: tuple[float, float] = (0.70, 1.00)
+    local_crops: int = 8
+    local_scale: tuple[float, float] = (0.20, 0.50)
+    local_size: int | None = None
+    full_rotation: bool = True
+    global_regime: AugmentConfig = field(default_factory=_global_crop_regime)
+    local_regime: AugmentConfig = field(default_factory=_local_crop_regime)
+
+    def validate(self, prefix: str | None = None) -> None:
+        if prefix is None:  # called bare by config merging; ViewConfig.validate names the section
+            return
+        if self.global_crops < 1:
+            raise ConfigError(f"config key '{prefix}.global_crops': must be >= 1, got {self.global_crops}")
+        if self.local_crops < 0:
+            raise ConfigError(f"config key '{prefix}.local_crops': must be >= 0, got {self.local_crops}")
+        _check_range(f"{prefix}.global_scale", self.global_scale, lo=1e-6, hi=1.0)
+        _check_range(f"{prefix}.local_scale", self.local_scale, lo=1e-6, hi=1.0)
+        if self.local_size is not None and self.local_size < 1:
+            raise ConfigError(f"config key '{prefix}.local_size': must be >= 1 or null, got {self.local_size}")
+        self.global_regime.validate(f"{prefix}.global_regime")
+        self.local_regime.validate(f"{prefix}.local_regime")
+
+    def resolved_local_size(self, output_size: int) -> int:
+        return self.local_size if self.local_size is not None else max(1, output_size // 2)
+
+
 @dataclass
 class NonEmptyConfig:
     """The non-empty criterion (seed 000 §7.1.1 names it but does not define it; this is ours).
@@ -165,6 +225,7 @@ class ViewConfig:
     mild: AugmentConfig = field(default_factory=AugmentConfig)
     strong: AugmentConfig = field(default_factory=_strong)
     nonempty: NonEmptyConfig = field(default_factory=NonEmptyConfig)
+    multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)  # self-distillation crop groups
     max_attempts: int = 5  # dataset-level resampling of a different cutout (§7.1.1)
 
     def validate(self) -> None:
@@ -192,3 +253,4 @@ class ViewConfig:
         self.mild.validate("mild")
         self.strong.validate("strong")
         self.nonempty.validate("nonempty")
+        self.multicrop.validate("multicrop")

@@ -87,3 +87,65 @@ def draw_views_figure(
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def draw_crop_groups_figure(
+    store: ArrayStore,
+    out: str | Path,
+    gen,
+    title: str,
+    n: int = 2,
+    cutouts: int = 4,
+    seed: int = 0,
+) -> Path:
+    """Like :func:`draw_views_figure` for a multi-crop generator (views/multicrop.py): each row is a parent cutout
+    with its ROI (dashed) and every crop square of ``n`` draws, followed by the views of every crop group
+    (titled with the group name; local crops are shown at their own, smaller, resolution)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    generator = torch.Generator().manual_seed(seed)
+    rows = min(cutouts, len(store))
+    names = [g.name for g in gen.groups for _ in range(g.count)]
+    v = len(names)
+    cols = 1 + n * v
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows), squeeze=False)
+    colours = plt.get_cmap("tab10").colors
+    for r in range(rows):
+        parent = np.asarray(store.get_array(r), dtype=np.float32)
+        parent = parent[None] if parent.ndim == 2 else parent
+        _, stats = draw_view_batch(store, [r] * n, gen, generator, "cpu", gen.cfg.max_attempts)
+        batch = stats["batch"]
+        img, cmap = _display(parent)
+        axes[r, 0].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        axes[r, 0].set_title(f"cutout {r}", fontsize=7)
+        for d in range(n):
+            colour = colours[d % len(colours)]
+            views = [g[d, j] for g in batch.views for j in range(g.shape[1])]
+            if stats["indices"][d] == r:
+                x0, y0, x1, y1 = batch.roi[d].tolist()
+                axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", lw=0.7, ec=colour))
+                for boxes in batch.boxes:
+                    for x0, y0, x1, y1 in boxes[d].tolist():
+                        axes[r, 0].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=0.5, ec=colour))
+            for j, (name, view) in enumerate(zip(names, views)):
+                ax = axes[r, 1 + d * v + j]
+                vimg, vcmap = _display(view.numpy())
+                ax.imshow(vimg, cmap=vcmap, vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(f"{name} {view.shape[-1]}px", fontsize=5)
+                for spine in ax.spines.values():
+                    spine.set_edgecolor(colour)
+                    spine.set_linewidth(2)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -60,7 +60,8 @@ def draw_view_batch(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Views of the cutouts ``indices`` with non-empty resampling (seed 000 §7.1.1).
 
-    Returns views (B, V, C, S, S) on ``device`` and stats: ``resampled`` (redraws made), ``gave_up``
+    Returns views (B, V, C, S, S) on ``device`` (a list of one such tensor per crop group for a multi-crop
+    generator) and stats: ``resampled`` (redraws made), ``gave_up``
     (samples still empty after ``max_attempts`` redraws, kept as drawn), ``indices`` (final cutout
     index of each sample), ``batch`` (the final ViewBatch, for inspection).
     """
@@ -83,6 +84,8 @@ def draw_view_batch(
 
 def merge_batches(batch: ViewBatch, redo: ViewBatch, rows: torch.Tensor) -> ViewBatch:
     """``batch`` with the samples at ``rows`` replaced by the samples of ``redo`` (same order)."""
+    if hasattr(batch, "merge"):  # batches of crop groups (views/multicrop.py) know their own layout
+        return batch.merge(redo, rows)
     for name in ("views", "boxes", "sample_boxes", "roi", "anchors", "wide_field", "nonempty_views", "image_sizes", "k", "flip"):
         getattr(batch, name)[rows] = getattr(redo, name).to(getattr(batch, name).device)
     for name, flags in batch.applied.items():
