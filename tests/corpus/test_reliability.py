@@ -251,7 +251,9 @@ def test_workers_die_with_a_sigkilled_parent(tmp_path):
 def test_overwrite_of_a_store_being_written_is_refused(tmp_path):
     d = _inputs(tmp_path, 6)
     store = tmp_path / "store"
-    writer = subprocess.Popen(_ingest_cmd(d, store), env=_env("0.3"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Slow enough (6 inputs x 2 pauses x 1.5 s) that the second process starts long before the writer is done,
+    # even on a loaded CI machine where starting Python takes seconds.
+    writer = subprocess.Popen(_ingest_cmd(d, store), env=_env("1.5"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (store / JOURNAL).exists():
         time.sleep(0.02)
