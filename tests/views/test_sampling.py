@@ -89,3 +89,19 @@ def test_view_dataset_batches_in_a_dataloader():
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0)
     batches = list(loader)
     assert batches[0].shape == (2, 1, 1, 8, 8) and len(batches) == 2
+
+
+def test_multicrop_batches_resample_empty_cutouts_too():
+    """Regression: the resampling loop merged multi-crop batches through ``batch.views.device`` (a list there),
+    so BYOL/DINO crashed on the first empty cutout of a real corpus."""
+    from tessera.views.multicrop import CropGroup, MultiCropGenerator
+
+    rng = np.random.default_rng(0)
+    bright = blob_image(rng, size=64)[0]
+    store = ArrayStore([np.zeros((1, 64, 64), np.float32)] * 4 + [bright])
+    cfg = ViewConfig(output_size=16)
+    gen = MultiCropGenerator(cfg, [CropGroup("global", 2, 16, (0.7, 1.0)), CropGroup("local", 2, 8, (0.2, 0.5))])
+    views, stats = draw_view_batch(store, [0, 1, 4], gen, torch.Generator().manual_seed(1), max_attempts=50)
+    assert stats["gave_up"] == 0 and stats["indices"] == [4, 4, 4] and stats["resampled"] > 0
+    assert [tuple(v.shape) for v in views] == [(3, 2, 1, 16, 16), (3, 2, 1, 8, 8)]
+    assert views[0].amax(dim=(1, 2, 3, 4)).min() > 0.1

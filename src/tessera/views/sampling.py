@@ -77,7 +77,7 @@ def draw_view_batch(
         idx[bad] = other_indices(idx[bad], n, generator)
         redo = gen(load_cutouts(store, idx[bad].tolist(), device), generator)
         resampled += int(bad.numel())
-        batch = merge_batches(batch, redo, bad.to(batch.views.device))
+        batch = merge_batches(batch, redo, bad.to(batch.nonempty.device))
     gave_up = int((~batch.nonempty).sum())
     return batch.views, {"resampled": resampled, "gave_up": gave_up, "indices": idx.tolist(), "batch": batch}
 
