@@ -312,7 +312,7 @@ def run_evaluation(models: list, data, protocols: list[str], out: str | Path, cf
         res = evaluate(named, data, protocol, out, cfg)
         if all("confusion" in r for r in res):
             confusion_figure(res, out / f"confusion_{protocol}.png")
-        if cfg.sweep_layers and all("layer_sweep" in r for r in res):
+        if cfg.sweep_layers and all("best_layer" in r for r in res):  # retrieval has no headline metric
             layer_sweep_plot(res, out / f"layer_sweep_{protocol}.png", protocol)
         results.extend(res)
     if any(r.get("label_efficiency") for r in results):
