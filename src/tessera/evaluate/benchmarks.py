@@ -2,7 +2,8 @@
 
 Spec strings (``--data``): ``first:PATH`` (Griese et al. FIRST radio galaxies: the HDF5 file, or the
 class-folder PNG copy with ``labels.csv``), ``frdeep:PATH`` (FR-DEEP FIRST FITS), ``frdeep-cross:PATH``
-(train on FIRST, test on NVSS images of held-out objects), ``mirabest:PATH`` (CIFAR-style batches, FR I vs
+(train on FIRST, test on NVSS images of held-out objects), ``frdeep-pairs:PATH`` (the same pairs for
+retrieval, cut to their common sky field; ``evaluate/pairs.py``), ``mirabest:PATH`` (CIFAR-style batches, FR I vs
 FR II, confident only, hybrids excluded; seed 000 §4.2), or a plain CSV/folder path.
 RGZ DR1 (seed 000 §4.4) and LoTSS DR2 (§4.3) need catalogue queries and cutout downloads: not built yet.
 """
@@ -32,7 +33,7 @@ from tessera.evaluate.datasets import (
     subset_records,
 )
 
-BENCHMARKS = ("first", "frdeep", "frdeep-cross", "mirabest")
+BENCHMARKS = ("first", "frdeep", "frdeep-cross", "frdeep-pairs", "mirabest")
 
 # Published archives (the URLs used by the datasets' own loaders).
 MIRABEST_URL = "http://www.jb.man.ac.uk/research/MiraBest/full_dataset/MiraBest_full_batches.tar.gz"
@@ -53,9 +54,14 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
-def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0) -> EvalData:
-    """The labeled data named by ``spec`` (see module docstring)."""
+def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
+                   common_field: bool = True) -> EvalData:
+    """The labeled data named by ``spec`` (see module docstring); ``common_field`` applies to frdeep-pairs."""
     name, path = parse_spec(spec)
+    if name == "frdeep-pairs":
+        from tessera.evaluate.pairs import load_frdeep_pairs
+
+        return load_frdeep_pairs(path, hdu=hdu, max_per_class=max_per_class, seed=seed, name=spec, common_field=common_field)
     if name is None:
         return EvalData(spec, load_labeled(path, hdu=hdu, max_per_class=max_per_class, seed=seed))
     if name == "mirabest":
@@ -340,7 +346,9 @@ def load_frdeep_cross(path, hdu=None, max_per_class=None, seed=0, name="frdeep-c
     train = build_labeled_set([records[first[o]] for o in objects], hdu=hdu)
     test = build_labeled_set([records[nvss[o]] for o in objects], hdu=hdu, classes=train.classes)
     both = set(train.meta["object"]) & set(test.meta["object"])
-    return EvalData(name, _select_objects(train, both), _select_objects(test, both))
+    return EvalData(name, _select_objects(train, both), _select_objects(test, both),
+                    test_description="NVSS images of the same objects (paired with the FIRST training images)",
+                    survey_names=("FIRST", "NVSS"))
 
 
 def _select_objects(ls, objects: set):

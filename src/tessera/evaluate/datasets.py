@@ -79,6 +79,9 @@ class EvalData:
     name: str
     train: LabeledSet
     test: LabeledSet | None = None
+    test_description: str | None = None  # what ``test`` is, for results.json "test_data"
+    survey_names: tuple[str, str] = ("train", "test")  # retrieval directions, e.g. ("FIRST", "NVSS")
+    options: dict[str, Any] = field(default_factory=dict)  # loader choices stated in results (e.g. common_field)
 
     @property
     def excluded(self) -> list[dict[str, str]]:

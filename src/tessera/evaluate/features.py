@@ -121,6 +121,82 @@ def cache_key(encoder, ls, readout: str, layer: int, n_elements: int) -> dict:
     }
 
 
+def supports_layers(encoder) -> bool:
+    """True when ``encoder.embed`` takes ``layers=`` (one forward pass for several blocks, DESIGN §3.3)."""
+    import inspect
+
+    try:
+        return "layers" in inspect.signature(encoder.embed).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def embed_images_layers(encoder, images: torch.Tensor, readout: str, layers: list[int], device) -> dict[int, np.ndarray]:
+    """images (B, C, H, W) -> {block: (B, D) float32 numpy}: one forward when the encoder supports ``layers=``."""
+    if not supports_layers(encoder):
+        return {layer: embed_images(encoder, images, readout, layer, device) for layer in layers}
+    with torch.no_grad():
+        out = encoder.embed(images.to(device), readout=readout, layers=list(layers))
+    return {layer: out[layer].detach().float().cpu().numpy() for layer in layers}
+
+
+def embed_set_layers(encoder, ls, indices, element: int, readout: str, layers: list[int], batch_size: int,
+                     device) -> dict[int, np.ndarray]:
+    """Like :func:`embed_set` for several blocks at once: {block: (n, D)}."""
+    indices = np.asarray(indices)
+    out: dict[int, dict[int, np.ndarray]] = {layer: {} for layer in layers}
+    for group in ls.shape_groups(indices):
+        for s in range(0, len(group), batch_size):
+            idx = group[s : s + batch_size]
+            feats = embed_images_layers(encoder, d4_transform(ls.batch(idx), element), readout, layers, device)
+            for layer in layers:
+                out[layer].update(zip(idx.tolist(), feats[layer]))
+    return {layer: np.stack([out[layer][int(i)] for i in indices]) for layer in layers}
+
+
+def extract_layer_features(
+    encoder,
+    ls,
+    layers,
+    readout: str = "mean_patch",
+    d4: bool = True,
+    cache_root: str | Path | None = None,
+    chunk_size: int = 64,
+    device=None,
+    progress: bool = False,
+) -> dict[int, np.ndarray]:
+    """Features of every image of ``ls`` at every block in ``layers`` (0-based): {block: (E, N, D) float32}.
+
+    Blocks missing from the cache are computed together, one encoder pass per batch and D4 element (so a depth
+    sweep costs one extraction); each block is cached under its own key (the same key as a single-block
+    :func:`extract_features`), chunk by chunk.
+    """
+    from tqdm.auto import tqdm
+
+    layers = sorted({int(layer) for layer in layers})
+    device = encoder_device(encoder, device)
+    elements = range(D4_SIZE) if d4 else range(1)
+    caches = {layer: FeatureCache(cache_root, cache_key(encoder, ls, readout, layer, len(elements))) if cache_root else None
+              for layer in layers}
+    chunks: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+    starts = range(0, len(ls), chunk_size)
+    label = f"layer {layers[0]}" if len(layers) == 1 else f"{len(layers)} layers"
+    for start in tqdm(starts, desc=f"features ({label})", disable=not progress, leave=False):
+        stop = min(start + chunk_size, len(ls))
+        blocks = {layer: caches[layer].load(start, stop) if caches[layer] is not None else None for layer in layers}
+        missing = [layer for layer in layers if blocks[layer] is None]
+        if missing:
+            idx = np.arange(start, stop)
+            per_element = [embed_set_layers(encoder, ls, idx, e, readout, missing, chunk_size, device) for e in elements]
+            for layer in missing:
+                blocks[layer] = np.stack([pe[layer] for pe in per_element])
+                if caches[layer] is not None:
+                    caches[layer].save(start, stop, blocks[layer])
+        for layer in layers:
+            chunks[layer].append(blocks[layer])
+    return {layer: np.concatenate(chunks[layer], axis=1).astype(np.float32) for layer in layers}
+
+
 def extract_features(
     encoder,
     ls,
@@ -136,24 +212,54 @@ def extract_features(
 
     Returns (E, N, D) float32 with E = 8 (element e as in :func:`d4_transform`) or 1.
     """
-    from tqdm.auto import tqdm
+    return extract_layer_features(encoder, ls, [layer], readout, d4, cache_root, chunk_size, device, progress)[int(layer)]
 
-    device = encoder_device(encoder, device)
-    elements = range(D4_SIZE) if d4 else range(1)
-    cache = FeatureCache(cache_root, cache_key(encoder, ls, readout, layer, len(elements))) if cache_root else None
-    chunks = []
-    starts = range(0, len(ls), chunk_size)
-    bar = tqdm(starts, desc=f"features (layer {layer})", disable=not progress, leave=False)
-    for start in bar:
-        stop = min(start + chunk_size, len(ls))
-        block = cache.load(start, stop) if cache is not None else None
-        if block is None:
-            idx = np.arange(start, stop)
-            block = np.stack([embed_set(encoder, ls, idx, e, readout, layer, chunk_size, device) for e in elements])
-            if cache is not None:
-                cache.save(start, stop, block)
-        chunks.append(block)
-    return np.concatenate(chunks, axis=1).astype(np.float32)
+
+class FeatureProvider:
+    """Cached features of one encoder on one :class:`EvalData`, shared by every protocol and layer of a run.
+
+    ``get(split, layer, d4)`` -> (E, N, D). The first request of a (split, d4) extracts every block in
+    ``blocks`` (the layers the run will ask for, and the ones ``concat_last`` needs) in one pass; later requests
+    are lookups. The identity features are taken from the D4 ones when those are already in memory (element 0 is
+    the identity). With ``concat_last = K`` the feature at block l is the concatenation of blocks l-K+1..l.
+    """
+
+    def __init__(self, encoder, data, readout: str, blocks, cache_root, chunk_size: int = 64, device=None,
+                 progress: bool = False, concat_last: int = 1):
+        self.encoder, self.data, self.readout = encoder, data, readout
+        self.concat_last = int(concat_last)
+        self.blocks = sorted({b for layer in blocks for b in self._parts(int(layer))})
+        self.common = dict(cache_root=cache_root, chunk_size=chunk_size, device=device, progress=progress)
+        self._store: dict[tuple[str, bool], dict[int, np.ndarray]] = {}
+
+    def _parts(self, layer: int) -> list[int]:
+        if layer - self.concat_last + 1 < 0:
+            from tessera.errors import ConfigError
+
+            raise ConfigError(f"config key 'concat_last': {self.concat_last} blocks ending at block {layer} start before block 0")
+        return list(range(layer - self.concat_last + 1, layer + 1))
+
+    def _set(self, split: str):
+        return self.data.train if split == "train" or self.data.test is None else self.data.test
+
+    def _raw(self, split: str, d4: bool) -> dict[int, np.ndarray]:
+        key = (split, d4)
+        if key not in self._store:
+            if not d4 and (split, True) in self._store:
+                self._store[key] = {b: f[:1] for b, f in self._store[(split, True)].items()}
+            else:
+                self._store[key] = extract_layer_features(self.encoder, self._set(split), self.blocks, self.readout,
+                                                          d4=d4, **self.common)
+        return self._store[key]
+
+    def get(self, split: str, layer: int, d4: bool = False) -> np.ndarray:
+        """(E, N, D·concat_last) features of the train or test images at block ``layer`` (0-based)."""
+        raw = self._raw(split, d4)
+        parts = self._parts(int(layer))
+        missing = [b for b in parts if b not in raw]
+        if missing:  # a block outside the announced set: extract it (and keep it)
+            raw.update(extract_layer_features(self.encoder, self._set(split), missing, self.readout, d4=d4, **self.common))
+        return np.concatenate([raw[b] for b in parts], axis=-1) if len(parts) > 1 else raw[parts[0]]
 
 
 def fold_standardizer(train_feats: np.ndarray, eps: float = 1e-6):

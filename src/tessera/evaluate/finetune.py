@@ -62,6 +62,21 @@ def param_groups(encoder, head: nn.Module, cfg) -> list[dict]:
     return list(groups.values())
 
 
+def training_batch(ls, idx: np.ndarray, size: int) -> torch.Tensor:
+    """Images ``idx`` as one (B, C, H, W) batch. A batch whose images differ in shape (mixed-size sets) is
+    resized per image to ``size`` x ``size`` first (bicubic, clamped to [0, 1], as the encoder's own resize);
+    a uniform batch is returned as is, so the encoder resizes it exactly as in the frozen protocols."""
+    shapes = {ls.images[int(i)].shape for i in idx}
+    if len(shapes) == 1:
+        return ls.batch(idx)
+    out = torch.empty(len(idx), ls.images[int(idx[0])].shape[0], size, size)
+    for group in ls.shape_groups(idx):
+        where = [int(np.flatnonzero(idx == g)[0]) for g in group]
+        x = F.interpolate(ls.batch(group), size=(size, size), mode="bicubic", align_corners=False).clamp_(0.0, 1.0)
+        out[where] = x
+    return out
+
+
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
 
@@ -88,7 +103,7 @@ def finetune_fold(encoder, ls, train_idx, n_classes: int, cfg, seed: int = 0, re
         perm, elements = epoch_plan(len(train_idx), g)
         for s in range(0, len(perm), cfg.batch_size):
             idx = train_idx[perm[s : s + cfg.batch_size]]
-            x = d4_batch(ls.batch(idx), elements[s : s + cfg.batch_size]).to(device)
+            x = d4_batch(training_batch(ls, idx, enc.image_size), elements[s : s + cfg.batch_size]).to(device)
             y = torch.from_numpy(ls.labels[idx]).to(device)
             with _autocast(device, cfg.bf16_cuda):
                 logits = head(enc.features(x, layer=layer, readout=readout))
@@ -102,18 +117,48 @@ def finetune_fold(encoder, ls, train_idx, n_classes: int, cfg, seed: int = 0, re
 
 
 def predict_finetuned(enc, head, ls, indices, readout: str = "mean_patch", layer: int = -1, batch_size: int = 64,
-                      device=None, bf16: bool = True) -> np.ndarray:
-    """Predicted classes (n,) for ``ls[indices]`` with the fine-tuned encoder and head in eval mode."""
+                      device=None, bf16: bool = True, return_scores: bool = False):
+    """Predicted classes (n,) for ``ls[indices]`` with the fine-tuned encoder and head in eval mode; with
+    ``return_scores`` also the softmax probabilities (n, C)."""
     device = torch.device(device or "cpu")
     enc.module.eval()
     head.eval()
     indices = np.asarray(indices)
-    out: dict[int, int] = {}
+    out: dict[int, np.ndarray] = {}
     with torch.no_grad():
         for group in ls.shape_groups(indices):
             for s in range(0, len(group), batch_size):
                 idx = group[s : s + batch_size]
                 with _autocast(device, bf16):
                     logits = head(enc.features(ls.batch(idx).to(device), layer=layer, readout=readout))
-                out.update(zip(idx.tolist(), logits.float().argmax(dim=1).cpu().tolist()))
-    return np.array([out[int(i)] for i in indices], dtype=np.int64)
+                out.update(zip(idx.tolist(), torch.softmax(logits.float(), dim=1).cpu().numpy()))
+    proba = np.stack([out[int(i)] for i in indices])
+    pred = proba.argmax(axis=1).astype(np.int64)
+    return (pred, proba) if return_scores else pred
+
+
+def _predictor(inp):
+    from tessera.evaluate.registry import FoldResult
+
+    cfg = inp.cfg
+
+    def fit_predict(train_idx, test_idx, seed):
+        enc, head = finetune_fold(inp.encoder, inp.data.train, train_idx, inp.n_classes, cfg.finetune, seed=seed,
+                                  readout=inp.readout, layer=inp.layer, device=inp.device, progress=cfg.progress)
+        pred, proba = predict_finetuned(enc, head, inp.test_set, test_idx, readout=inp.readout, layer=inp.layer,
+                                        batch_size=cfg.extract_batch_size, device=inp.device, bf16=cfg.finetune.bf16_cuda,
+                                        return_scores=True)
+        del enc, head
+        return FoldResult(inp.y_test[test_idx], pred, proba)
+
+    return fit_predict
+
+
+def _protocol():
+    from tessera.evaluate.registry import Protocol
+
+    return Protocol("finetune", frozenset({"encoder", "labels"}), frozenset({"classification"}), predictor=_predictor,
+                    sweepable=False)
+
+
+PROTOCOL = _protocol()

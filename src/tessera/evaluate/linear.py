@@ -116,3 +116,34 @@ def predict(head: nn.Linear, features: np.ndarray) -> tuple[np.ndarray, np.ndarr
     with torch.no_grad():
         logits = head(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
     return logits.argmax(dim=1).numpy(), logits.numpy()
+
+
+def _predictor(inp):
+    """The strict probe per fold: D4 cache of the training images, identity features of the test images."""
+    from tessera.evaluate.features import fold_standardizer
+    from tessera.evaluate.registry import FoldResult, softmax
+
+    cfg = inp.cfg
+    feats = inp.features.get("train", inp.layer, d4=True)  # (8, N, D): every D4 element, once
+    test_feats = feats[0] if inp.data.test is None else inp.features.get("test", inp.layer, d4=False)[0]
+
+    def fit_predict(train_idx, test_idx, seed):
+        fold_feats, fold_test = feats, test_feats[test_idx]
+        if cfg.linear.standardize:
+            scale = fold_standardizer(feats[:, train_idx])
+            fold_feats, fold_test = scale(feats), scale(fold_test)
+        head = train_probe_cached(fold_feats, inp.y_train, train_idx, inp.n_classes, cfg.linear, seed=seed,
+                                  progress=cfg.progress)
+        pred, logits = predict(head, fold_test)
+        return FoldResult(inp.y_test[test_idx], pred, softmax(logits))
+
+    return fit_predict
+
+
+def _protocol():
+    from tessera.evaluate.registry import Protocol
+
+    return Protocol("linear", frozenset({"d4_features", "labels"}), frozenset({"classification"}), predictor=_predictor)
+
+
+PROTOCOL = _protocol()

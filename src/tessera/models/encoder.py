@@ -6,7 +6,10 @@ LayerNorm. Composing the backbone's own submodules (instead of overriding its fo
 parameter names (``backbone.*``), so with R = 0 the state dict is exactly a ViTMAEModel's, and it makes the
 final norm impossible to skip (DESIGN §7 pitfall: registers must not drop the final LayerNorm).
 
-``Encoder`` is the stable feature interface of DESIGN §3.3 (``embed``, ``tokens``, ``features``).
+``Encoder`` is the stable feature interface of DESIGN §3.3 (``embed``, ``tokens``, ``features``). It calls its
+module only through ``forward(images01, layer=...) -> EncoderOutput`` and, for several blocks from one pass,
+``forward_layers(images01, layers) -> {block: EncoderOutput}`` (a module without it falls back to one
+``forward`` per block), and ``attention_maps(images01, layer)`` for the diagnostics.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch import nn
 
 from tessera.models.adapter import InputAdapter
 
-READOUTS = ("mean_patch", "cls")
+READOUTS = ("mean_patch", "cls", "mean_patch+cls")
 
 
 def random_masking(
@@ -64,11 +67,14 @@ class EncoderOutput:
     ids_restore: torch.Tensor | None = None
 
     def readout(self, kind: str = "mean_patch") -> torch.Tensor:
-        """(N, D): mean over patch tokens excluding CLS and registers (seed 000 Eq. 1), or the CLS token."""
+        """(N, D): mean over patch tokens excluding CLS and registers (seed 000 Eq. 1), or the CLS token;
+        (N, 2D) for "mean_patch+cls" (the two concatenated, DINO's linear-evaluation readout)."""
         if kind == "mean_patch":
             return self.patches.mean(dim=1)
         if kind == "cls":
             return self.cls
+        if kind == "mean_patch+cls":
+            return torch.cat([self.patches.mean(dim=1), self.cls], dim=-1)
         raise ValueError(f"unknown readout {kind!r} (choose from {', '.join(READOUTS)})")
 
 
@@ -197,6 +203,38 @@ class ViTEncoder(nn.Module):
         r = self.num_registers
         return h[:, 0], h[:, 1 : 1 + r], h[:, 1 + r :]
 
+    def _check_layers(self, layers) -> list[int]:
+        """Block indices (negative counts from the end) -> sorted unique 0-based indices; ValueError if out of range."""
+        depth = self.num_layers
+        for layer in layers:
+            if not -depth <= int(layer) < depth:
+                raise ValueError(f"layer {layer} out of range for a {depth}-block encoder")
+        return sorted({int(layer) % depth for layer in layers})
+
+    def _hidden_states(self, images01: torch.Tensor, stops: list[int], mask_ratio: float = 0.0,
+                       noise: torch.Tensor | None = None, bool_masked_pos: torch.Tensor | None = None,
+                       mask_token: torch.Tensor | None = None, interpolate_pos_encoding: bool = False):
+        """Run embeddings and blocks 0..max(stops) once; return {block: final-normed hidden (N, T, D)} for every
+        block in ``stops``, plus mask and ids_restore (N, L) or None. Masking arguments as in :meth:`forward`."""
+        x = self.adapter(images01)
+        if self.kind == "vit_mae":
+            h, mask, ids_restore = self._embed_vit_mae(x, mask_ratio, noise, bool_masked_pos, mask_token,
+                                                       interpolate_pos_encoding)
+        else:
+            if mask_ratio > 0 or noise is not None:
+                raise ValueError("masking is defined for vit_mae backbones only")
+            # CLS (+ native registers) + patches, positions interpolated; masked patches -> DINOv2's mask token
+            h = self.backbone.embeddings(x, bool_masked_pos=bool_masked_pos)
+            mask = ids_restore = None
+        h = self._insert_registers(h)
+        wanted = set(stops)
+        outs = {}
+        for i, block in enumerate(self.blocks[: max(stops) + 1]):
+            h = block(h, None)
+            if i in wanted:
+                outs[i] = self.final_norm(h)  # the final LayerNorm is applied to every read block
+        return outs, mask, ids_restore
+
     def forward(
         self,
         images01: torch.Tensor,
@@ -215,26 +253,46 @@ class ViTEncoder(nn.Module):
         tokens (iBOT; vit_mae takes the token as ``mask_token`` (D,), DINOv2 uses its own); every patch stays in the
         output. ``interpolate_pos_encoding``: accept another input size (DINO's local crops).
         """
-        depth = self.num_layers
-        if not -depth <= layer < depth:
-            raise ValueError(f"layer {layer} out of range for a {depth}-block encoder")
-        stop = layer % depth
-        x = self.adapter(images01)
-        if self.kind == "vit_mae":
-            h, mask, ids_restore = self._embed_vit_mae(x, mask_ratio, noise, bool_masked_pos, mask_token,
-                                                       interpolate_pos_encoding)
-        else:
-            if mask_ratio > 0 or noise is not None:
-                raise ValueError("masking is defined for vit_mae backbones only")
-            # CLS (+ native registers) + patches, positions interpolated; masked patches -> DINOv2's mask token
-            h = self.backbone.embeddings(x, bool_masked_pos=bool_masked_pos)
-            mask = ids_restore = None
-        h = self._insert_registers(h)
-        for block in self.blocks[: stop + 1]:
-            h = block(h, None)
-        h = self.final_norm(h)
-        cls, regs, patches = self._split(h)
+        (stop,) = self._check_layers([layer])
+        outs, mask, ids_restore = self._hidden_states(images01, [stop], mask_ratio, noise, bool_masked_pos,
+                                                      mask_token, interpolate_pos_encoding)
+        cls, regs, patches = self._split(outs[stop])
         return EncoderOutput(cls=cls, registers=regs, patches=patches, mask=mask, ids_restore=ids_restore)
+
+    def forward_layers(self, images01: torch.Tensor, layers) -> dict[int, EncoderOutput]:
+        """Several blocks from ONE pass: images01 (N, C, S, S) -> {block (0-based): EncoderOutput}.
+
+        Each block's output gets the final LayerNorm, exactly as ``forward(images01, layer=block)`` returns it;
+        the keys are the requested blocks taken modulo the depth (-1 -> depth - 1). No masking.
+        """
+        stops = self._check_layers(layers)
+        outs, _, _ = self._hidden_states(images01, stops)
+        result = {}
+        for stop, h in outs.items():
+            cls, regs, patches = self._split(h)
+            result[stop] = EncoderOutput(cls=cls, registers=regs, patches=patches)
+        return result
+
+    def attention_maps(self, images01: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Attention weights of block ``layer``: (N, heads, T, T) with T = 1 + R + L (CLS, registers, patches).
+
+        Computed from the block's own attention module (``q_proj``/``k_proj`` on its pre-norm input, softmax of
+        q k^T / sqrt(d_head)), i.e. the eager path: fused (SDPA/flash) kernels return no weights.
+        """
+        (stop,) = self._check_layers([layer])
+        attn = self.blocks[stop].attention
+        captured = {}
+        handle = attn.register_forward_pre_hook(lambda _m, args: captured.setdefault("h", args[0]))
+        try:
+            self._hidden_states(images01, [stop])
+        finally:
+            handle.remove()
+        h = captured["h"]  # (N, T, D) after the block's pre-attention LayerNorm
+        n, t, _ = h.shape
+        heads = int(self.config.num_attention_heads)
+        q = attn.q_proj(h).view(n, t, heads, -1).transpose(1, 2)
+        k = attn.k_proj(h).view(n, t, heads, -1).transpose(1, 2)
+        return torch.softmax((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1, dtype=torch.float32)
 
     def settings(self) -> dict:
         """JSON-safe description saved in tessera.json."""
@@ -293,6 +351,7 @@ class Encoder:
         self.module = module
         self.readout = readout
         self.name = name
+        self._fingerprint_cache: tuple[tuple, str] | None = None
 
     # -- facts --------------------------------------------------------------------------------------------
     @property
@@ -315,10 +374,31 @@ class Encoder:
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
 
+    def _weights_state(self) -> tuple:
+        """Cheap identity of the current weights: (name, data_ptr, version counter, shape, dtype) per state entry.
+
+        Every in-place write through autograd-visible tensors (optimizer steps, ``load_state_dict``, ``copy_``
+        under no_grad) bumps a tensor's ``_version``; moving or replacing a tensor changes its ``data_ptr``.
+        Writes through ``param.data`` bypass the version counter: call :meth:`invalidate_fingerprint` after them.
+        """
+        return tuple(
+            (name, t.data_ptr(), t._version, tuple(t.shape), str(t.dtype))
+            for name, t in self.module.state_dict(keep_vars=True).items()
+        ) + ((self.readout,),)
+
     @property
     def fingerprint(self) -> str:
-        """Stable hash of weights + settings (recomputed on access, so changed weights change it)."""
-        return _fingerprint(self.module, {**self.module.settings(), "readout": self.readout})
+        """Stable hash of weights + settings. Hashing every weight is costly (a ViT-B is 350 MB), so the hash
+        is computed once per set of weights and reused until :meth:`_weights_state` changes."""
+        state = self._weights_state()
+        if self._fingerprint_cache is None or self._fingerprint_cache[0] != state:
+            value = _fingerprint(self.module, {**self.module.settings(), "readout": self.readout})
+            self._fingerprint_cache = (state, value)
+        return self._fingerprint_cache[1]
+
+    def invalidate_fingerprint(self) -> None:
+        """Forget the cached fingerprint (after writing weights through ``.data``)."""
+        self._fingerprint_cache = None
 
     def to(self, device) -> "Encoder":
         self.module.to(device)
@@ -354,16 +434,45 @@ class Encoder:
         out = self.module(self.prepare(images), layer=layer)
         return out.readout(readout or self.readout)
 
-    def embed(self, images, readout: str | None = None, layer: int = -1) -> torch.Tensor:
-        """(B, D) features without gradients, in eval mode (the mode is restored afterwards)."""
-        with _eval_no_grad(self.module):
-            return self.features(images, layer=layer, readout=readout)
+    def _layer_outputs(self, x: torch.Tensor, layers) -> dict[int, EncoderOutput]:
+        """{block: EncoderOutput} through the module's one-pass ``forward_layers`` (or one forward per block)."""
+        depth = self.num_layers
+        for layer in layers:
+            if not -depth <= int(layer) < depth:
+                raise ValueError(f"layer {layer} out of range for a {depth}-block encoder")
+        blocks = sorted({int(layer) % depth for layer in layers})
+        if hasattr(self.module, "forward_layers"):
+            return self.module.forward_layers(x, blocks)
+        return {b: self.module(x, layer=b) for b in blocks}
 
-    def tokens(self, images, layer: int = -1) -> dict[str, torch.Tensor]:
-        """dict(cls (B, D), registers (B, R, D), patches (B, L, D)), no gradients, eval mode."""
+    def embed(self, images, readout: str | None = None, layer: int = -1, layers=None):
+        """(B, D) features without gradients, in eval mode (the mode is restored afterwards).
+
+        With ``layers`` (a list of block indices, negative from the end) returns {block (0-based): (B, D)} from
+        one forward pass instead; each entry equals ``embed(images, readout, layer=block)``.
+        """
         with _eval_no_grad(self.module):
-            out = self.module(self.prepare(images), layer=layer)
-        return {"cls": out.cls, "registers": out.registers, "patches": out.patches}
+            if layers is None:
+                return self.features(images, layer=layer, readout=readout)
+            outs = self._layer_outputs(self.prepare(images), list(layers))
+            return {b: o.readout(readout or self.readout) for b, o in outs.items()}
+
+    def tokens(self, images, layer: int = -1, layers=None):
+        """dict(cls (B, D), registers (B, R, D), patches (B, L, D)), no gradients, eval mode.
+
+        With ``layers``: {block (0-based): that dict} from one forward pass."""
+        with _eval_no_grad(self.module):
+            x = self.prepare(images)
+            if layers is None:
+                out = self.module(x, layer=layer)
+                return {"cls": out.cls, "registers": out.registers, "patches": out.patches}
+            outs = self._layer_outputs(x, list(layers))
+        return {b: {"cls": o.cls, "registers": o.registers, "patches": o.patches} for b, o in outs.items()}
+
+    def attention(self, images, layer: int = -1) -> torch.Tensor:
+        """Attention weights (B, heads, T, T) of block ``layer`` (T = 1 + R + L: CLS, registers, patches)."""
+        with _eval_no_grad(self.module):
+            return self.module.attention_maps(self.prepare(images), layer=layer)
 
 
 class _eval_no_grad:
