@@ -81,3 +81,21 @@ def test_augment_rows_and_nonconvergence_reported(setup):
     results = _predict("logistic", ls, feats, folds, cfg)
     assert all(not fr.info["converged"] and fr.info["n_iter"] == 2 for fr in results)
     assert all(len(fr.y_pred) == len(te) for fr, (_, te) in zip(results, folds))
+
+
+def test_warm_started_regularization_path_equals_cold_fits():
+    """choose_c warm-starts each C from the previous one (speed); the converged scores must be those of cold fits."""
+    from tessera.evaluate.config import LogisticConfig
+    from tessera.evaluate.logistic import _cv_score, _regularization_path, c_grid, fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(90, 6)) + np.repeat(np.eye(3, 6) * 1.5, 30, axis=0)
+    y = np.repeat(np.arange(3), 30)
+    cfg = LogisticConfig(tol=1e-8)
+    tr, va = np.arange(90) % 3 != 0, np.arange(90) % 3 == 0
+    warm = _regularization_path(x[tr], y[tr], x[va], y[va], c_grid(cfg), cfg)
+    cold = []
+    for C in c_grid(cfg):
+        model, _, _ = fit_logistic(x[tr], y[tr], C, cfg)  # its own StandardScaler, fitted on the same rows
+        cold.append(_cv_score(model, x[va], y[va], cfg.cv_scoring, np.unique(y)))
+    assert np.allclose(warm, cold, atol=1e-5)
