@@ -44,11 +44,12 @@ HEADLINE_METRIC = "macro_f1"
 
 @dataclass
 class BakeoffConfig:
-    """What a bake-off compares and how. ``steps`` None = calibrate: the slowest arm gets ``minutes``."""
+    """What a bake-off compares and how. ``steps`` None = calibrate the budget to ``minutes`` (see step_budget)."""
 
     recipes: list[str] = field(default_factory=lambda: list(DEFAULT_RECIPES))
     steps: int | None = None  # optimizer steps per arm, summed over its stages
-    minutes: float = 15.0  # calibration target for the slowest arm on this machine
+    minutes: float = 15.0  # calibration target: pretraining minutes per arm on this machine
+    equalize: str = "time"  # calibrated budgets: "time" (same minutes per arm) or "steps" (same steps, slowest arm)
     calibration_steps: int = 12
     seeds: list[int] = field(default_factory=lambda: [42])  # pretraining seeds (every arm)
     protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "logistic"])
@@ -69,6 +70,8 @@ class BakeoffConfig:
             raise ConfigError(f"config key 'recipes': listed twice: {sorted({r for r in self.recipes if self.recipes.count(r) > 1})}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"config key 'steps': must be >= 1 or null, got {self.steps}")
+        if self.equalize not in ("time", "steps"):
+            raise ConfigError(f"config key 'equalize': {self.equalize!r} is not one of 'time', 'steps'")
         if not self.minutes > 0:
             raise ConfigError(f"config key 'minutes': must be > 0, got {self.minutes}")
         if self.calibration_steps < 2:
@@ -187,24 +190,47 @@ def _resolve_quietly(resolve, source, overrides):
 
 
 def step_budget(cfg: BakeoffConfig, arms: list[Arm], corpus: str, out: Path, log) -> dict:
-    """The common step budget: ``cfg.steps``, a recorded calibration, or a new calibration (recorded)."""
+    """The step budget: ``cfg.steps`` for every arm, a recorded calibration, or a new one (recorded in budget.json,
+    so a rerun, here or on another machine, trains exactly the same steps).
+
+    Calibrated budgets follow ``cfg.equalize``: "time" gives every arm ``minutes`` on this machine (its own step
+    count: the comparison a user with a fixed compute budget needs), "steps" gives every arm the step count
+    that the slowest arm runs in ``minutes`` (the same optimizer steps for all: sample efficiency)."""
     path = out / "budget.json"
     if cfg.steps is not None:
-        budget = {"steps": int(cfg.steps), "source": "steps given"}
-    elif path.exists() and json.loads(path.read_text()).get("minutes") == cfg.minutes:
+        budget = {"steps": int(cfg.steps), "equalize": "steps", "source": "--steps given"}
+    elif path.exists() and _same_calibration(json.loads(path.read_text()), cfg, arms):
         return json.loads(path.read_text())
     else:
         rates = calibrate(arms, corpus, out / "calibration", cfg, log)
-        slowest = max(rates.values())
-        budget = {
-            "steps": max(1, int(cfg.minutes * 60 / slowest)),
-            "source": f"calibrated: the slowest arm ({max(rates, key=rates.get)}) gets {cfg.minutes:g} minutes",
-            "minutes": cfg.minutes,
-            "seconds_per_step": rates,
-            "machine": _machine(),
-        }
+        per_arm = {name: max(1, int(cfg.minutes * 60 / rate)) for name, rate in rates.items()}
+        if cfg.equalize == "steps":
+            slowest = max(rates, key=rates.get)
+            per_arm = {name: per_arm[slowest] for name in per_arm}
+            source = f"calibrated: the slowest arm ({slowest}) gets {cfg.minutes:g} minutes; every arm the same steps"
+        else:
+            source = f"calibrated: every arm gets {cfg.minutes:g} minutes on this machine (its own step count)"
+        budget = {"steps_per_arm": per_arm, "equalize": cfg.equalize, "source": source, "minutes": cfg.minutes,
+                  "seconds_per_step": rates, "machine": _machine()}
     path.write_text(json.dumps(budget, indent=2))
     return budget
+
+
+def _same_calibration(budget: dict, cfg: BakeoffConfig, arms: list[Arm]) -> bool:
+    return (budget.get("minutes") == cfg.minutes and budget.get("equalize") == cfg.equalize
+            and set(budget.get("steps_per_arm", {})) >= {a.name for a in arms})
+
+
+def arm_steps(budget: dict, arm: Arm) -> int:
+    """Optimizer steps of ``arm`` under ``budget`` (summed over its stages)."""
+    return int(budget["steps_per_arm"][arm.name]) if "steps_per_arm" in budget else int(budget["steps"])
+
+
+def budget_text(budget: dict) -> str:
+    if "steps_per_arm" in budget:
+        steps = ", ".join(f"{k} {v}" for k, v in budget["steps_per_arm"].items())
+        return f"optimizer steps per arm: {steps} ({budget['source']})"
+    return f"{budget['steps']} optimizer steps per arm ({budget['source']})"
 
 
 def _machine() -> dict:
@@ -375,16 +401,22 @@ def run_bakeoff(corpus: str | Path, data: list[str], out: str | Path, cfg: Bakeo
     save_config(cfg, out / "bakeoff.yaml")
     log = _logger()
     budget = step_budget(cfg, arms, str(corpus), out, log)
-    log(f"budget: {budget['steps']} optimizer steps per arm ({budget['source']})")
+    log(f"budget: {budget_text(budget)}")
     monitor = build_monitor(data[0], cfg) if cfg.monitor_every else None
+    from tessera.progress import progress_bar
+
     records = []
     total = len(arms) * len(cfg.seeds)
+    bar = progress_bar(total=total, desc="bake-off arms", unit="arm", every=1, disable=not cfg.progress)
     for i, (arm, seed) in enumerate(((a, s) for a in arms for s in cfg.seeds), 1):
-        log(f"[arm {i}/{total}] {arm.name} seed {seed}: pretraining ({budget['steps']} steps)")
-        record = run_arm(arm, seed, budget["steps"], str(corpus), out, cfg, monitor)
+        steps = arm_steps(budget, arm)
+        log(f"[arm {i}/{total}] {arm.name} seed {seed}: pretraining ({steps} steps)")
+        record = run_arm(arm, seed, steps, str(corpus), out, cfg, monitor)
         records.append(record)
+        bar.update(1)
         log(f"[arm {i}/{total}] {arm.name} seed {seed}: done in {record['wall_s'] / 60:.1f} min "
             f"({record['images_per_s'] or 0:.0f} img/s)")
+    bar.close()
     models, baseline_of = models_to_evaluate(arms, records, cfg)
     rows = []
     for spec in data:

@@ -166,7 +166,9 @@ def write_report(result: dict, out: Path) -> Path:
     budget = result["budget"]
     cfg = result["config"]
     lines = ["# tessera bake-off", ""]
-    lines += [f"Budget: **{budget['steps']} optimizer steps per arm** ({budget['source']}). "
+    from tessera.bakeoff import budget_text
+
+    lines += [f"Budget: **{budget_text(budget)}**. "
               f"Folds: {cfg['repeats']} repeats of {cfg['folds']}-fold stratified CV (fold seeds 0..{cfg['repeats'] - 1}), "
               "the same folds for every model.", ""]
     lines += ["Ranking rule (fixed before any result): mean rank of macro-F1 over every data set × "

@@ -111,7 +111,9 @@ def _restore_hf_state(state: dict, saved_env: dict) -> None:
     if "huggingface_hub" in sys.modules:
         from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
-        (disable_progress_bars if state.get("hub_disabled", default_off) else enable_progress_bars)()
+        with warnings.catch_warnings():  # the hub warns when its import-time env var still says "off"
+            warnings.simplefilter("ignore")
+            (disable_progress_bars if state.get("hub_disabled", default_off) else enable_progress_bars)()
     if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 

@@ -127,3 +127,28 @@ def test_bakeoff_command_parses_and_rejects_missing_corpus(tmp_path, capsys):
     code = main(["bakeoff", "--corpus", str(tmp_path / "nope"), "--data", "x.csv", "--out", str(tmp_path / "o"),
                  "--steps", "3", "repeats=1"])
     assert code == 2 and "corpus store not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrated_budget_is_recorded_and_reused(blob_store, tmp_path):
+    from tessera.bakeoff import resolve_arms, step_budget
+
+    recipes = [_recipe(tmp_path / "mae.yaml", "reconstruction"), _recipe(tmp_path / "simclr.yaml", "contrastive")]
+    messages = []
+    for equalize in ("time", "steps"):
+        cfg = BakeoffConfig(recipes=recipes, minutes=0.05, calibration_steps=4, equalize=equalize, progress=False)
+        out = tmp_path / equalize
+        out.mkdir()
+        budget = step_budget(cfg, resolve_arms(cfg), str(blob_store), out, messages.append)
+        rates = budget["seconds_per_step"]
+        assert set(rates) == {"mae", "simclr"} and all(r > 0 for r in rates.values())
+        expected = {a: max(1, int(3.0 / r)) for a, r in rates.items()}  # 0.05 min = 3 s per arm
+        if equalize == "steps":
+            slowest = max(rates, key=rates.get)
+            expected = {a: expected[slowest] for a in expected}
+        assert budget["steps_per_arm"] == expected
+        assert json.loads((out / "budget.json").read_text())["steps_per_arm"] == expected
+        # A rerun reads the recorded budget instead of calibrating again (reproducible on another machine).
+        again = step_budget(cfg, resolve_arms(cfg), str(blob_store), out, messages.append)
+        assert again == json.loads((out / "budget.json").read_text())
+    assert sum("calibration:" in m for m in messages) == 4  # two arms, calibrated once per directory

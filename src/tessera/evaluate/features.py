@@ -171,7 +171,7 @@ def extract_layer_features(
     sweep costs one extraction); each block is cached under its own key (the same key as a single-block
     :func:`extract_features`), chunk by chunk.
     """
-    from tqdm.auto import tqdm
+    from tessera.progress import progress_bar
 
     layers = sorted({int(layer) for layer in layers})
     device = encoder_device(encoder, device)
@@ -181,7 +181,7 @@ def extract_layer_features(
     chunks: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     starts = range(0, len(ls), chunk_size)
     label = f"layer {layers[0]}" if len(layers) == 1 else f"{len(layers)} layers"
-    for start in tqdm(starts, desc=f"features ({label})", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc=f"features ({label})", disable=None if progress else True, leave=False):
         stop = min(start + chunk_size, len(ls))
         blocks = {layer: caches[layer].load(start, stop) if caches[layer] is not None else None for layer in layers}
         missing = [layer for layer in layers if blocks[layer] is None]

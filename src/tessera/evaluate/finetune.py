@@ -84,7 +84,7 @@ def _autocast(device: torch.device, enabled: bool):
 def finetune_fold(encoder, ls, train_idx, n_classes: int, cfg, seed: int = 0, readout: str = "mean_patch",
                   layer: int = -1, device=None, progress: bool = False):
     """Fine-tune a fresh copy of ``encoder`` (copy.deepcopy) on ``ls[train_idx]``; returns (encoder_copy, head)."""
-    from tqdm.auto import tqdm
+    from tessera.progress import progress_bar
 
     device = torch.device(device or "cpu")
     enc = copy.deepcopy(encoder)  # each fold starts from the same weights (seed 000 §9.1)
@@ -99,7 +99,7 @@ def finetune_fold(encoder, ls, train_idx, n_classes: int, cfg, seed: int = 0, re
     g = torch.Generator().manual_seed(seed)
     enc.module.train()
     head.train()
-    for _ in tqdm(range(cfg.epochs), desc="fine-tune epochs", disable=not progress, leave=False):
+    for _ in progress_bar(range(cfg.epochs), desc="fine-tune epochs", disable=None if progress else True, leave=False):
         perm, elements = epoch_plan(len(train_idx), g)
         for s in range(0, len(perm), cfg.batch_size):
             idx = train_idx[perm[s : s + cfg.batch_size]]

@@ -59,7 +59,7 @@ def _train_loop(
     progress: bool = False,
 ) -> nn.Linear:
     """Train the linear head; ``features_of(sample_idx (B,), elements (B,)) -> (B, D)`` supplies the inputs."""
-    from tqdm.auto import tqdm
+    from tessera.progress import progress_bar
 
     head = make_head(dim, n_classes, seed)
     decay = [head.weight]
@@ -71,7 +71,7 @@ def _train_loop(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(cfg.epochs * steps_per_epoch, cfg.warmup_ratio))
     weights = torch.from_numpy(balanced_class_weights(labels[train_idx], n_classes))
     g = torch.Generator().manual_seed(seed)
-    for _ in tqdm(range(cfg.epochs), desc="linear probe epochs", disable=not progress, leave=False):
+    for _ in progress_bar(range(cfg.epochs), desc="linear probe epochs", disable=None if progress else True, leave=False):
         perm, elements = epoch_plan(len(train_idx), g)
         for s in range(0, len(perm), cfg.batch_size):
             order = perm[s : s + cfg.batch_size]

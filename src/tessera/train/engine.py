@@ -330,12 +330,13 @@ class StageTrainer:
     # -- the loop ------------------------------------------------------------------------------------------------
     def fit(self, start_step: int = 0, stop_after_step: int | None = None) -> None:
         """Optimizer steps ``start_step .. max_steps-1``; checkpoints every ``checkpoint_every`` and at the end."""
-        from tqdm.auto import tqdm
+        from tessera.progress import progress_bar
 
         tc = self.cfg.train
         images_per_step = self.batch * self.accum * self.info.world_size
         show = D.is_main_process() and tc.progress
-        bar = tqdm(total=self.max_steps, initial=start_step, desc=self.spec.name, disable=not show, dynamic_ncols=True)
+        bar = progress_bar(total=self.max_steps, initial=start_step, desc=self.spec.name, disable=not show, unit="step",
+                           every=max(1, tc.log_every), dynamic_ncols=True)
         window_start, window_steps = time.perf_counter(), 0
         try:
             for step in range(start_step, self.max_steps):
