@@ -140,10 +140,32 @@ def stage_count(pcfg) -> int:
     return len(pcfg.train.stages)
 
 
+def stage_names(pcfg) -> list[str]:
+    return [getattr(stage, "objective", stage) for stage in pcfg.train.stages]
+
+
 def arm_overrides(arm: Arm, steps: int, seed: int, extra: list[str]) -> list[str]:
-    """Overrides that give ``arm`` exactly ``steps`` optimizer steps in all (split evenly over its stages)."""
-    per_stage = max(1, steps // stage_count(arm.cfg))
-    return [*extra, f"train.max_steps={per_stage}", "train.epochs=null", f"train.seed={seed}"]
+    """Overrides that give ``arm`` exactly ``steps`` optimizer steps in all.
+
+    Stages without their own ``max_steps`` share them evenly (``train.max_steps``); a recipe whose stages set
+    their own step counts keeps their proportions (the stages are rewritten with scaled counts)."""
+    stages = list(arm.cfg.train.stages)
+    common = [*extra, "train.epochs=null", f"train.seed={seed}"]
+    if all(getattr(stage, "max_steps", None) is None for stage in stages):
+        return [*common, f"train.max_steps={max(1, steps // len(stages))}"]
+    default = arm.cfg.train.max_steps
+    weights = [stage.max_steps or default for stage in stages]
+    counts = [max(1, int(steps * w / sum(weights))) for w in weights]
+    flow = ", ".join(_stage_flow(stage, n) for stage, n in zip(stages, counts))
+    return [*common, f"train.stages=[{flow}]"]
+
+
+def _stage_flow(stage, steps: int) -> str:
+    """One stage as a YAML flow mapping (for a ``train.stages=[...]`` override)."""
+    parts = [f"objective: {stage.objective}", f"max_steps: {steps}", f"init: {stage.init}"]
+    if stage.overrides:
+        parts.append("overrides: {" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in stage.overrides.items()) + "}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def pretrain_command(arm: Arm, corpus: str, out: Path, overrides: list[str]) -> str:
@@ -163,21 +185,33 @@ def _stage_rates(run_dir: Path) -> list[float]:
 
 
 def calibrate(arms: list[Arm], corpus: str, workdir: Path, cfg: BakeoffConfig, log) -> dict[str, float]:
-    """Seconds per optimizer step of every arm, measured over ``calibration_steps`` steps after one warm-up window."""
+    """Seconds per optimizer step of every arm: each stage runs ``calibration_steps`` steps and is timed over its
+    second half (the first steps pay for warm-up); stages are weighted by their share of the arm's budget."""
     from tessera.train.config import resolve_pretrain_config
     from tessera.train.engine import pretrain
 
     rates = {}
+    n = cfg.calibration_steps
     for arm in arms:
-        n = cfg.calibration_steps
-        overrides = [*cfg.pretrain_overrides, f"train.max_steps={n}", "train.epochs=null", f"train.log_every={n // 2}",
-                     f"train.checkpoint_every={n}", "train.progress=false", "train.monitor_every=0"]
+        stages = stage_count(arm.cfg)
+        overrides = [*arm_overrides(arm, n * stages, cfg.seeds[0], list(cfg.pretrain_overrides)),
+                     f"train.log_every={n // 2}", f"train.checkpoint_every={n}", "train.progress=false",
+                     "train.monitor_every=0"]
         pcfg = _resolve_quietly(resolve_pretrain_config, arm.source, overrides)
         run = pretrain(pcfg, corpus, workdir / arm.name, overwrite=True)
-        per_stage = _stage_rates(run)
-        rates[arm.name] = float(np.mean(per_stage))
+        shares = _stage_shares(arm)
+        rates[arm.name] = float(sum(w * r for w, r in zip(shares, _stage_rates(run))))
         log(f"calibration: {arm.name}: {rates[arm.name]:.3f} s/step")
     return rates
+
+
+def _stage_shares(arm: Arm) -> list[float]:
+    """Each stage's fraction of the arm's optimizer steps (equal unless the recipe sets per-stage steps)."""
+    stages = list(arm.cfg.train.stages)
+    weights = [getattr(s, "max_steps", None) or arm.cfg.train.max_steps for s in stages]
+    if all(getattr(s, "max_steps", None) is None for s in stages):
+        weights = [1] * len(stages)
+    return [w / sum(weights) for w in weights]
 
 
 def _resolve_quietly(resolve, source, overrides):
@@ -277,7 +311,7 @@ def run_arm(arm: Arm, seed: int, steps: int, corpus: str, out: Path, cfg: Bakeof
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     record = {
         "arm": arm.name, "recipe": arm.source, "seed": seed, "steps": steps,
-        "stages": [s for s in pcfg.train.stages], "wall_s": wall, "resumed": resume,
+        "stages": stage_names(pcfg), "wall_s": wall, "resumed": resume,
         "images_per_s": float(np.mean([r["images_per_s"] for r in rows])) if rows else None,
         "model": str(run), "architecture": arm.architecture,
         "command": pretrain_command(arm, corpus, run, [o for o in overrides if not o.startswith("train.progress")]),
