@@ -40,6 +40,8 @@ from tessera.errors import ConfigError, TesseraError
 
 DEFAULT_RECIPES = ("mae-small", "contrastive-small", "two-stage", "byol", "dino", "byol-resnet")
 HEADLINE_METRIC = "macro_f1"
+# Variants of an evaluation protocol: name -> (protocol, EvalConfig overrides).
+PROTOCOL_VARIANTS = {"knn-std": ("knn", ["knn.standardize=true"]), "linear-std": ("linear", ["linear.standardize=true"])}
 
 
 @dataclass
@@ -52,13 +54,16 @@ class BakeoffConfig:
     equalize: str = "time"  # calibrated budgets: "time" (same minutes per arm) or "steps" (same steps, slowest arm)
     calibration_steps: int = 12
     seeds: list[int] = field(default_factory=lambda: [42])  # pretraining seeds (every arm)
-    protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "logistic"])
-    rank_protocols: list[str] = field(default_factory=lambda: ["knn", "logistic"])
+    # A protocol, or a named variant of one (PROTOCOL_VARIANTS). knn-std and logistic are invariant to a common
+    # offset and scale of the features; the seed's strict linear probe and DINO-style k-NN are not (README).
+    protocols: list[str] = field(default_factory=lambda: ["knn", "knn-std", "logistic", "linear"])
+    rank_protocols: list[str] = field(default_factory=lambda: ["logistic", "knn-std"])
     label_efficiency: bool = True
+    label_efficiency_protocols: list[str] = field(default_factory=lambda: ["knn-std", "logistic"])
     folds: int = 3
     repeats: int = 3  # repeated stratified K-fold: fold seeds 0 .. repeats-1
-    monitor_every: int = 0  # >0: online k-NN on the first --data set every N steps (needs a labeled monitor)
-    monitor_max_per_class: int = 100
+    monitor_every: int = 0  # >0: online k-NN macro-F1 on (a subset of) the first --data set every N steps
+    monitor_max_images: int = 300
     pretrain_overrides: list[str] = field(default_factory=list)  # applied to every arm, e.g. train.device=cuda
     eval_overrides: list[str] = field(default_factory=list)  # EvalConfig keys, e.g. extract_batch_size=128
     progress: bool = True
@@ -330,12 +335,18 @@ def random_encoder(model_cfg, name: str):
     return build(model_cfg, name)
 
 
-def eval_config(cfg: BakeoffConfig, repeat: int, cache_dir: Path):
+def eval_config(cfg: BakeoffConfig, repeat: int, cache_dir: Path, extra: list[str] = ()):
     from tessera.config import apply_overrides
     from tessera.evaluate.config import EvalConfig
 
     base = EvalConfig(folds=cfg.folds, seed=repeat, cache_dir=str(cache_dir), progress=cfg.progress)
-    return apply_overrides(base, list(cfg.eval_overrides))
+    return apply_overrides(base, [*cfg.eval_overrides, *extra])
+
+
+def protocol_variant(name: str) -> tuple[str, list[str]]:
+    """(evaluate protocol, its EvalConfig overrides) of a bake-off protocol name."""
+    protocol, extra = PROTOCOL_VARIANTS.get(name, (name, []))
+    return protocol, list(extra)
 
 
 def evaluate_models(models: dict[str, Any], data_spec: str, cfg: BakeoffConfig, out: Path, log) -> list[dict]:
@@ -346,11 +357,12 @@ def evaluate_models(models: dict[str, Any], data_spec: str, cfg: BakeoffConfig, 
     cache = out / "eval" / "feature_cache"
     data = resolve_data(data_spec, eval_config(cfg, 0, cache))
     rows = []
-    for protocol in cfg.protocols:
+    for variant in cfg.protocols:
+        protocol, extra = protocol_variant(variant)
         for name, model in models.items():
             per_fold, seconds = [], 0.0
             for repeat in range(cfg.repeats):
-                target = data_dir / f"r{repeat}"
+                target = data_dir / f"r{repeat}" / variant
                 done = target / slug(name) / protocol / "results.json"
                 if done.exists():
                     result = json.loads(done.read_text())
@@ -358,14 +370,14 @@ def evaluate_models(models: dict[str, Any], data_spec: str, cfg: BakeoffConfig, 
                     t0 = time.perf_counter()
                     encoder = model() if callable(model) else model
                     named = _named(encoder, name)
-                    result = evaluate([named], data, protocol, target, eval_config(cfg, repeat, cache))[0]
+                    result = evaluate([named], data, protocol, target, eval_config(cfg, repeat, cache, extra))[0]
                     seconds += time.perf_counter() - t0
                 per_fold += [dict(f, repeat=repeat) for f in result["per_fold"]]
             values = [f[HEADLINE_METRIC] for f in per_fold]
-            rows.append({"data": data_spec, "model": name, "protocol": protocol, "per_fold": per_fold,
+            rows.append({"data": data_spec, "model": name, "protocol": variant, "per_fold": per_fold,
                          HEADLINE_METRIC: {"mean": float(np.mean(values)), "std": float(np.std(values))},
                          "eval_seconds": seconds})
-            log(f"  {data_spec} / {name} / {protocol}: {np.mean(values):.3f} ± {np.std(values):.3f}")
+            log(f"  {data_spec} / {name} / {variant}: {np.mean(values):.3f} ± {np.std(values):.3f}")
     return rows
 
 
@@ -498,16 +510,14 @@ def build_monitor(spec: str, cfg: BakeoffConfig):
         from tessera.commands.pretrain import build_knn_monitor
     except ImportError:
         return None
-    return build_knn_monitor(spec, every=cfg.monitor_every, max_per_class=cfg.monitor_max_per_class)
+    return build_knn_monitor(spec, max_images=cfg.monitor_max_images)
 
 
-def label_efficiency_curves(models: dict, data: list[str], cfg: BakeoffConfig, out: Path, log) -> list[dict] | None:
-    """Logistic and k-NN with few labels per class for every model (evaluation's ``label_efficiency``)."""
-    try:
-        from tessera.evaluate.label_efficiency import label_efficiency
-    except ImportError:
-        log("label efficiency: not available in this build of tessera.evaluate; skipped")
-        return None
+def label_efficiency_curves(models: dict, data: list[str], cfg: BakeoffConfig, out: Path, log) -> list[dict]:
+    """Macro-F1 with 5, 10, 25, 50 and all labels per class (evaluation's ``label_efficiency``: 5 draws inside
+    each fold of the first repeat) for every model and ``label_efficiency_protocols``; one row per point."""
+    from tessera.evaluate.protocol import label_efficiency
+
     rows = []
     for spec in data:
         target = out / "eval" / slug(spec.replace(":", "_")) / "label_efficiency.json"
@@ -515,10 +525,17 @@ def label_efficiency_curves(models: dict, data: list[str], cfg: BakeoffConfig, o
             rows += json.loads(target.read_text())
             continue
         found = []
-        for name, model in models.items():
-            encoder = _named(model() if callable(model) else model, name)
-            found += [dict(r, data=spec, model=name) for r in
-                      label_efficiency(encoder, spec, eval_config(cfg, 0, out / "eval" / "feature_cache"))]
+        for variant in cfg.label_efficiency_protocols:
+            protocol, extra = protocol_variant(variant)
+            ecfg = eval_config(cfg, 0, out / "eval" / "feature_cache", extra)
+            for name, model in models.items():
+                encoder = _named(model() if callable(model) else model, name)
+                for result in label_efficiency([encoder], spec, protocols=(protocol,), cfg=ecfg):
+                    for point in result["label_efficiency"]:
+                        found.append({"data": spec, "model": name, "protocol": variant,
+                                      "labels_per_class": point["per_class"], "n_train": point["n_train"],
+                                      "macro_f1": point["macro_f1"]})
+                log(f"  label efficiency: {spec} / {name} / {variant} done")
         target.write_text(json.dumps(found, indent=2))
         rows += found
     return rows

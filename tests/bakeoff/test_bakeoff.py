@@ -71,15 +71,16 @@ def test_tiny_bakeoff_end_to_end_and_resume(blob_store, tmp_path):
     data.mkdir()
     labels = _labeled_blobs(data)
     recipes = [_recipe(tmp_path / "mae.yaml", "reconstruction"), _recipe(tmp_path / "simclr.yaml", "contrastive")]
-    cfg = BakeoffConfig(recipes=recipes, steps=2, protocols=["knn", "linear"], rank_protocols=["knn"], repeats=2,
-                        label_efficiency=False, progress=False, eval_overrides=["linear.epochs=2"])
+    cfg = BakeoffConfig(recipes=recipes, steps=2, protocols=["knn", "knn-std", "linear"], rank_protocols=["knn-std"],
+                        repeats=2, label_efficiency_protocols=["knn-std"], progress=False,
+                        eval_overrides=["linear.epochs=2"])
     out = tmp_path / "bake"
     result = run_bakeoff(blob_store, [str(labels)], out, cfg)
 
     models = {r["model"] for r in result["rows"]}
     # Both arms and the one random-init baseline of their shared architecture, under both protocols.
     assert models == {"mae", "simclr", "random-init:vit_micro_patch8_32"}
-    assert len(result["rows"]) == 3 * 2
+    assert len(result["rows"]) == 3 * 3
     for row in result["rows"]:
         assert len(row["per_fold"]) == 3 * 2  # 2 repeats of 3 folds
     index = {(r["model"], r["protocol"]): r for r in result["rows"]}
@@ -96,7 +97,15 @@ def test_tiny_bakeoff_end_to_end_and_resume(blob_store, tmp_path):
         assert max(steps) == 2 and record["command"].startswith("tessera pretrain --config")
     report = (out / "report.md").read_text()
     assert "random-init:vit_micro_patch8_32" in report and "| 1 |" in report and "(w/n)" in report
-    assert (out / "results.csv").read_text().count("\n") == 1 + 6 * 6
+    assert (out / "results.csv").read_text().count("\n") == 1 + 9 * 6
+    # knn-std is the k-NN protocol on fold-standardized features, evaluated into its own directory.
+    for variant, standardized in (("knn", False), ("knn-std", True)):
+        saved = json.loads(next((out / "eval").glob(f"*/r0/{variant}/mae/knn/results.json")).read_text())
+        assert saved["config"]["knn"]["standardize"] is standardized
+    points = result["label_efficiency"]
+    assert {p["model"] for p in points} == models and {p["protocol"] for p in points} == {"knn-std"}
+    assert {p["labels_per_class"] for p in points} >= {5, "all"}
+    assert (out / "label_efficiency.png").is_file()
 
     # Resume: nothing is retrained or re-evaluated; the numbers are identical.
     stamp = (out / "arms" / "mae" / "seed42" / "arm.json").stat().st_mtime_ns
