@@ -38,3 +38,54 @@ def test_demo_refuses_a_non_empty_output(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
     assert main(["demo", "--out", str(tmp_path), "--budget", "tiny"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def _write_two_stage_metrics(run, steps_per_stage=4, global_step=True):
+    """The engine's layout: RUN/metrics.jsonl with every stage, plus each stage's own file."""
+    import json as _json
+
+    run.mkdir(parents=True)
+    top = []
+    for index, (stage, sub) in enumerate((("reconstruction", "stage1_reconstruction"), ("contrastive", "stage2_contrastive"))):
+        rows = []
+        for step in range(1, steps_per_stage + 1):
+            row = {"stage": stage, "stage_index": index, "step": step, "loss": (0.05 if index == 0 else 5.0) / step}
+            if global_step:
+                row["global_step"] = index * steps_per_stage + step
+            rows.append(row)
+        (run / sub).mkdir()
+        (run / sub / "metrics.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in rows))
+        top += rows
+    (run / "metrics.jsonl").write_text("".join(_json.dumps(r) + "\n" for r in top))
+
+
+def test_loss_curves_put_stage_2_after_stage_1_on_one_axis(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tessera.demo import draw_loss_curves, loss_curve_series, plot_loss_curves
+
+    run = tmp_path / "run"
+    _write_two_stage_metrics(run)
+    series = loss_curve_series(run)
+    assert [(s.stage_index, s.stage) for s in series] == [(0, "reconstruction"), (1, "contrastive")]
+    fig, ax = plt.subplots()
+    lines = draw_loss_curves(ax, series)
+    xs = [list(line.get_xdata()) for line in lines]
+    assert xs == [[1, 2, 3, 4], [5, 6, 7, 8]]  # one line per stage, stage 2 after stage 1, none joining them
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["stage 1: reconstruction", "stage 2: contrastive"]
+    assert ax.get_yscale() == "log"  # MSE ~1e-2 and a cross-entropy ~5 both readable
+    plt.close(fig)
+    assert plot_loss_curves(run, tmp_path / "curves.png").is_file()
+    assert plot_loss_curves(tmp_path / "empty", tmp_path / "none.png") is None
+
+
+def test_loss_curves_offset_stages_without_global_step(tmp_path):
+    """Older rows without ``global_step``: each stage starts after the last step of the one before."""
+    from tessera.demo import loss_curve_series
+
+    run = tmp_path / "run"
+    _write_two_stage_metrics(run, steps_per_stage=3, global_step=False)
+    assert [s.steps for s in loss_curve_series(run)] == [[1, 2, 3], [4, 5, 6]]

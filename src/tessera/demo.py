@@ -105,24 +105,82 @@ def run_demo(out: str | Path, budget_name: str = "full", overwrite: bool = False
     return report
 
 
+@dataclass(frozen=True)
+class LossSeries:
+    """One stage's loss curve on the run's global step axis: ``steps`` and ``losses`` are (n,) lists."""
+
+    stage_index: int
+    stage: str
+    steps: list[int]
+    losses: list[float]
+
+    @property
+    def label(self) -> str:
+        return f"stage {self.stage_index + 1}: {self.stage}"
+
+
+def _metrics_rows(run: Path) -> list[dict]:
+    """Logged rows of a run: ``RUN/metrics.jsonl`` holds every stage; a run without it (older layouts) falls back
+    to the per-stage files, in stage-directory order."""
+    top = run / "metrics.jsonl"
+    files = [top] if top.is_file() else sorted(run.rglob("metrics.jsonl"))
+    rows = []
+    for stage_order, file in enumerate(files):
+        for line in file.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                row.setdefault("stage_index", stage_order)
+                rows.append(row)
+    return [r for r in rows if "loss" in r and ("global_step" in r or "step" in r)]
+
+
+def loss_curve_series(run: str | Path) -> list[LossSeries]:
+    """Every stage's loss against the *global* optimizer step, in stage order.
+
+    Rows carry ``stage_index`` and ``global_step`` (the engine's step offset plus the stage's own step), so stage 2
+    starts where stage 1 ended. Rows without ``global_step`` get it from the stages before them (their last step)."""
+    by_stage: dict[int, list[dict]] = {}
+    for row in _metrics_rows(Path(run)):
+        by_stage.setdefault(int(row["stage_index"]), []).append(row)
+    series, offset = [], 0
+    for index in sorted(by_stage):
+        rows = by_stage[index]
+        steps = [int(r["global_step"]) if "global_step" in r else offset + int(r["step"]) for r in rows]
+        order = sorted(range(len(rows)), key=steps.__getitem__)
+        series.append(LossSeries(index, str(rows[0].get("stage", f"stage {index + 1}")),
+                                 [steps[i] for i in order], [float(rows[i]["loss"]) for i in order]))
+        offset = max(offset, max(steps))
+    return series
+
+
+def draw_loss_curves(ax, series: list[LossSeries]) -> list:
+    """One line per stage on ``ax`` (global step on x; no segment joins two stages); returns the Line2D objects.
+
+    Stage losses live on different scales (a pixel MSE ~1e-2, a contrastive cross-entropy ~1-10), so the y axis is
+    logarithmic when every loss is positive."""
+    lines = [ax.plot(s.steps, s.losses, label=s.label)[0] for s in series]
+    if series and all(v > 0 for s in series for v in s.losses):
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step (all stages)")
+    ax.set_ylabel("loss")
+    if series:
+        ax.legend(loc="best", fontsize="small")
+    return lines
+
+
 def plot_loss_curves(run: Path, path: Path) -> Path | None:
-    """Loss against step for every stage of a run (from each stage's metrics.jsonl)."""
+    """Loss against the global step for every stage of a run, one figure; None when the run logged no loss."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = sorted(run.rglob("metrics.jsonl"))
-    if not files:
+    series = loss_curve_series(run)
+    if not series:
         return None
-    fig, axes = plt.subplots(1, len(files), figsize=(5 * len(files), 3.5), squeeze=False)
-    for ax, file in zip(axes[0], files):
-        rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if "loss" in r and "step" in r]
-        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows])
-        ax.set_title(file.parent.name if file.parent != run else run.name)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    draw_loss_curves(ax, series)
+    ax.set_title(run.name)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

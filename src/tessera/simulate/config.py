@@ -152,9 +152,18 @@ class SimulateMorphologyConfig(InstrumentConfig):
     size: int = 128
     per_class: int = 100
     classes: tuple[str, ...] = MORPHOLOGY_CLASSES
-    snr_range: tuple[float, float] = (8.0, 500.0)  # peak SNR, log-uniform
+    # Peak SNR, log-uniform. A labeled morphology set is drawn from sources bright enough to classify: visual
+    # FRI/FRII catalogues (FR-DEEP, MiraBest, FRICAT) keep objects whose extended emission is seen above 3 sigma over
+    # many beams, i.e. peak SNR of tens to thousands. Below ~30 an FRI's fading jets and an FRII's lobes sink into the
+    # noise and the galaxy reads as its core or hotspots alone (a 'Compact'); the old floor of 8 did exactly that.
+    snr_range: tuple[float, float] = (30.0, 3000.0)
     noise_factor_range: tuple[float, float] = (0.5, 2.0)  # noise rms = noise_rms_jy x this, log-uniform
-    extent_fraction_range: tuple[float, float] = (0.3, 0.8)  # largest angular size / cutout side (extended)
+    # Largest angular size / cutout side (extended classes). A labeled cutout is cut around its galaxy (FR-DEEP and
+    # MiraBest centre 150 px stamps on sources that fill much of them), and the FR class is only defined for a
+    # source resolved into many beams (the criterion is where the brightness peaks along the extent). 0.5 of a
+    # 96 px cutout is ~10 beams of 5 px, still ~3.5 patches of 8 px after the cpu model's resize to 64 px; the old
+    # floor of 0.3 left ~6 beams, of which the part above the noise was often 2-3 beams: no morphology left.
+    extent_fraction_range: tuple[float, float] = (0.5, 0.85)
     max_shift_fraction: float = 0.06  # off-centre shift of the host, fraction of the side
     contaminants_mean: float = 1.0  # Poisson mean number of unrelated faint compact sources
 
