@@ -172,7 +172,30 @@ def _vit_mae_scratch(cfg: ModelConfig):
     preset["image_size"] = cfg.resolved_image_size()
     config = ViTMAEConfig(**preset, num_channels=cfg.in_channels, mask_ratio=cfg.mask_ratio, norm_pix_loss=False)
     full = ViTMAEForPreTraining(config)
+    mae_initialize(full)
     return full.vit, full.decoder
+
+
+def mae_initialize(full) -> None:
+    """MAE's own initialization (He et al. 2022, ``models_mae.initialize_weights``) of a from-scratch
+    ``ViTMAEForPreTraining``: fixed 2-D sin-cos positions in the encoder and the decoder, the patch projection
+    initialized like a Linear layer (xavier uniform), CLS and decoder mask token ~ N(0, 0.02).
+
+    ``transformers`` 5.x leaves all four at zero when a model is built from a config (its ``_init_weights`` skips
+    the sin-cos table once the patch projection is marked initialized, and zeroes the decoder's mask token and
+    positions): an encoder without positions cannot tell patches apart, and a zero CLS token is a zero-variance
+    LayerNorm input whose backward overflows (the NaN gradient of DINO's first step on real data).
+    """
+    emb, decoder = full.vit.embeddings, full.decoder
+    grid = int(emb.patch_embeddings.num_patches ** 0.5)
+    std = float(full.config.initializer_range)
+    with torch.no_grad():
+        emb.position_embeddings.copy_(_sincos(grid, emb.position_embeddings.shape[-1]))
+        decoder.decoder_pos_embed.copy_(_sincos(grid, decoder.decoder_pos_embed.shape[-1]))
+        weight = emb.patch_embeddings.projection.weight
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+        nn.init.normal_(emb.cls_token, std=std)
+        nn.init.normal_(decoder.mask_token, std=std)
 
 
 def _vit_mae_pretrained(cfg: ModelConfig, ref: str):
