@@ -174,3 +174,21 @@ def test_blanked_pixels_follow_the_ingest_rule(tmp_path):
     assert "img/blanked.npy" not in strict.sources
     assert "max_nan_fraction=0.0" in {e["path"]: e["reason"] for e in strict.excluded}["img/blanked.npy"]
     assert strict.data_key != kept.data_key and len(load_labeled(csv, max_nan_fraction=0.01)) == len(kept)
+
+
+def test_eval_config_max_nan_fraction_reaches_the_loader(tmp_path):
+    from tessera.config import apply_overrides
+    from tessera.errors import ConfigError
+    from tessera.evaluate.config import EvalConfig
+    from tessera.evaluate.protocol import resolve_data
+
+    csv = write_synthetic_csv(tmp_path, n_per_class=2)
+    img = np.random.default_rng(3).random((32, 32)).astype(np.float32)
+    img[2, 2] = np.nan
+    np.save(tmp_path / "img" / "blanked.npy", img)
+    csv.write_text(csv.read_text() + "img/blanked.npy,edge,SYN\n")
+    assert "img/blanked.npy" in resolve_data(str(csv), EvalConfig()).train.sources
+    strict = resolve_data(str(csv), apply_overrides(EvalConfig(), ["max_nan_fraction=0.0"]))
+    assert "img/blanked.npy" not in strict.train.sources
+    with pytest.raises(ConfigError, match="max_nan_fraction"):
+        resolve_data("frdeep-cross:" + str(tmp_path), apply_overrides(EvalConfig(), ["max_nan_fraction=0.1"]))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tessera.errors import TesseraError
+from tessera.errors import ConfigError, TesseraError
 from tessera.evaluate.datasets import (
     EvalData,
     Record,
@@ -55,9 +55,21 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
 
 
 def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
-                   common_field: bool = True) -> EvalData:
-    """The labeled data named by ``spec`` (see module docstring); ``common_field`` applies to frdeep-pairs."""
+                   common_field: bool = True, max_nan_fraction: float | None = None) -> EvalData:
+    """The labeled data named by ``spec`` (see module docstring); ``common_field`` applies to frdeep-pairs.
+
+    ``max_nan_fraction`` (ingest's rule, issue 17): images with more than that fraction of blanked pixels are
+    excluded (None: kept, ZScale on the finite pixels, blanks 0). Not for paired or archive benchmarks: a threshold
+    there could drop one image of a pair."""
     name, path = parse_spec(spec)
+    if max_nan_fraction is not None and name not in (None, "frdeep"):
+        raise ConfigError(f"config key 'max_nan_fraction': applies to CSV/folder data and frdeep:, not {name}:")
+    if max_nan_fraction is not None:
+        if name == "frdeep":
+            return EvalData(spec, load_frdeep(path, survey="FIRST", hdu=hdu, max_per_class=max_per_class, seed=seed,
+                                              max_nan_fraction=max_nan_fraction))
+        return EvalData(spec, load_labeled(path, hdu=hdu, max_per_class=max_per_class, seed=seed,
+                                           max_nan_fraction=max_nan_fraction))
     if name == "frdeep-pairs":
         from tessera.evaluate.pairs import load_frdeep_pairs
 
@@ -320,12 +332,12 @@ def _frdeep_csv(path: str | Path) -> Path:
     return csv
 
 
-def load_frdeep(path, survey: str = "FIRST", hdu=None, max_per_class=None, seed=0):
+def load_frdeep(path, survey: str = "FIRST", hdu=None, max_per_class=None, seed=0, max_nan_fraction=None):
     """FR-DEEP FRI/FRII, the images of one survey."""
     records = [r for r in records_from_csv(_frdeep_csv(path)) if str(r.extra.get("survey")) == survey]
     if not records:
         raise TesseraError(f"{path}: no rows with survey == {survey!r}")
-    return build_labeled_set(subset_records(records, max_per_class, seed), hdu=hdu)
+    return build_labeled_set(subset_records(records, max_per_class, seed), hdu=hdu, max_nan_fraction=max_nan_fraction)
 
 
 def load_frdeep_cross(path, hdu=None, max_per_class=None, seed=0, name="frdeep-cross") -> EvalData:

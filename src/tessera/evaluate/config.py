@@ -129,6 +129,9 @@ class EvalConfig:
     sweep_layers: bool = False  # probe every block and plot macro-F1 against depth
     hdu: int | None = None  # FITS HDU to read (None = first image HDU)
     max_per_class: int | None = None  # seeded subset per class (quick runs); None = all
+    # Exclude images with more than this fraction of blanked (NaN) pixels, as ingest's key of the same name (issue
+    # 17); None = keep every image with finite pixels (ZScale on them, blanks 0). CSV/folder sets and frdeep: only.
+    max_nan_fraction: float | None = None
     extract_batch_size: int = 64
     cache_dir: str | None = None  # None = OUT/cache
     device: str | None = None  # None = the encoder's device
@@ -159,6 +162,8 @@ class EvalConfig:
         self._validate_new_sections()
         if self.max_per_class is not None and self.max_per_class < self.folds:
             raise ConfigError(f"config key 'max_per_class': must be >= folds ({self.folds}), got {self.max_per_class}")
+        if self.max_nan_fraction is not None and not 0.0 <= self.max_nan_fraction < 1.0:
+            raise ConfigError(f"config key 'max_nan_fraction': must be in [0, 1) or null, got {self.max_nan_fraction}")
         if self.extract_batch_size < 1:
             raise ConfigError("config key 'extract_batch_size': must be >= 1")
         for name, sub in (("linear", self.linear), ("finetune", self.finetune)):

@@ -70,7 +70,7 @@ def resolve_data(data, cfg: EvalConfig) -> EvalData:
     from tessera.evaluate.benchmarks import load_eval_data
 
     return load_eval_data(str(data), hdu=cfg.hdu, max_per_class=cfg.max_per_class, seed=cfg.seed,
-                          common_field=cfg.retrieval.common_field)
+                          common_field=cfg.retrieval.common_field, max_nan_fraction=cfg.max_nan_fraction)
 
 
 def sweep_layer_ids(encoder) -> list[int]:
