@@ -103,18 +103,20 @@ def curves_figure(result: dict, path: Path) -> Path | None:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     any_monitor = False
-    for a in arms:
+    for i, a in enumerate(arms):
         rows = _metrics(Path(a["model"]))
-        label = f"{a['arm']} (seed {a['seed']})"
+        label, color = f"{a['arm']} (seed {a['seed']})", f"C{i % 10}"  # one colour per arm in both panels
         for stage in sorted({r.get("stage_index", 0) for r in rows}):
             part = [r for r in rows if r.get("stage_index", 0) == stage and "loss" in r]
-            axes[0].plot([r["global_step"] for r in part], [r["loss"] for r in part],
-                         label=label if stage == 0 else None)
+            axes[0].plot([r["global_step"] for r in part], [r["loss"] for r in part], color=color,
+                         linestyle="-" if stage == 0 else "--", label=label if stage == 0 else None)
         mon = [r for r in rows if MONITOR_KEY in r]
         if mon:
             any_monitor = True
-            axes[1].plot([r["global_step"] for r in mon], [r[MONITOR_KEY] for r in mon], marker="o", label=label)
-    axes[0].set(xlabel="optimizer step (all stages)", ylabel="training loss", yscale="log", title="loss")
+            axes[1].plot([r["global_step"] for r in mon], [r[MONITOR_KEY] for r in mon], marker="o", color=color,
+                         label=label)
+    axes[0].set(xlabel="optimizer step (all stages)", ylabel="training loss", yscale="log",
+                title="loss (later stages dashed)")
     axes[0].legend(fontsize=7)
     if any_monitor:
         axes[1].set(xlabel="optimizer step", ylabel="k-NN macro-F1", title="online k-NN (monitor set)")
