@@ -118,7 +118,9 @@ def _restore_hf_state(state: dict, saved_env: dict) -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity(state.get("verbosity", hf_logging.WARNING))
-        (hf_logging.enable_progress_bar if state.get("bars", not default_off) else hf_logging.disable_progress_bar)()
+        with warnings.catch_warnings():  # transformers' switch calls the hub's, which warns the same way
+            warnings.simplefilter("ignore")
+            (hf_logging.enable_progress_bar if state.get("bars", not default_off) else hf_logging.disable_progress_bar)()
 
 
 def _is_tty(stream: TextIO) -> bool:
