@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import shlex
 import sys
 import time
@@ -105,7 +104,11 @@ class Arm:
 
 
 def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(text)).stem if str(text).endswith(".yaml") else str(text)).strip("_.")
+    """Directory-safe name (evaluate's own ``model_slug``); a recipe file is named by its stem."""
+    from tessera.evaluate.protocol import model_slug
+
+    text = str(text)
+    return model_slug(Path(text).stem if text.endswith(".yaml") else text)
 
 
 def architecture_key(model_cfg) -> str:
@@ -156,11 +159,9 @@ def arm_overrides(arm: Arm, steps: int, seed: int, extra: list[str]) -> list[str
     their own step counts keeps their proportions (the stages are rewritten with scaled counts)."""
     stages = list(arm.cfg.train.stages)
     common = [*extra, "train.epochs=null", f"train.seed={seed}"]
-    if all(getattr(stage, "max_steps", None) is None for stage in stages):
+    if not _has_stage_steps(arm):
         return [*common, f"train.max_steps={max(1, steps // len(stages))}"]
-    default = arm.cfg.train.max_steps
-    weights = [stage.max_steps or default for stage in stages]
-    counts = [max(1, int(steps * w / sum(weights))) for w in weights]
+    counts = [max(1, int(steps * share)) for share in _stage_shares(arm)]
     flow = ", ".join(_stage_flow(stage, n) for stage, n in zip(stages, counts))
     return [*common, f"train.stages=[{flow}]"]
 
@@ -200,9 +201,8 @@ def calibrate(arms: list[Arm], corpus: str, workdir: Path, cfg: BakeoffConfig, l
     for arm in arms:
         stages = stage_count(arm.cfg)
         overrides = [*arm_overrides(arm, n * stages, cfg.seeds[0], list(cfg.pretrain_overrides)),
-                     f"train.log_every={n // 2}", f"train.checkpoint_every={n}", "train.progress=false",
-                     "train.monitor_every=0"]
-        pcfg = _resolve_quietly(resolve_pretrain_config, arm.source, overrides)
+                     f"train.log_every={n // 2}", f"train.checkpoint_every={n}", "train.progress=false"]
+        pcfg = resolve_pretrain_config(arm.source, overrides)
         run = pretrain(pcfg, corpus, workdir / arm.name, overwrite=True)
         shares = _stage_shares(arm)
         rates[arm.name] = float(sum(w * r for w, r in zip(shares, _stage_rates(run))))
@@ -210,22 +210,17 @@ def calibrate(arms: list[Arm], corpus: str, workdir: Path, cfg: BakeoffConfig, l
     return rates
 
 
+def _has_stage_steps(arm: Arm) -> bool:
+    return any(getattr(stage, "max_steps", None) is not None for stage in arm.cfg.train.stages)
+
+
 def _stage_shares(arm: Arm) -> list[float]:
     """Each stage's fraction of the arm's optimizer steps (equal unless the recipe sets per-stage steps)."""
     stages = list(arm.cfg.train.stages)
-    weights = [getattr(s, "max_steps", None) or arm.cfg.train.max_steps for s in stages]
-    if all(getattr(s, "max_steps", None) is None for s in stages):
-        weights = [1] * len(stages)
+    if not _has_stage_steps(arm):
+        return [1 / len(stages)] * len(stages)
+    weights = [stage.max_steps or arm.cfg.train.max_steps for stage in stages]
     return [w / sum(weights) for w in weights]
-
-
-def _resolve_quietly(resolve, source, overrides):
-    """Resolve a pretrain config, dropping overrides of keys the config does not have (e.g. monitor keys)."""
-    try:
-        return resolve(source, overrides)
-    except ConfigError:
-        kept = [o for o in overrides if not o.startswith("train.monitor")]
-        return resolve(source, kept)
 
 
 def step_budget(cfg: BakeoffConfig, arms: list[Arm], corpus: str, out: Path, log) -> dict:
@@ -487,7 +482,10 @@ def model_label(arm: str, seed: int, cfg: BakeoffConfig) -> str:
 
 
 def models_to_evaluate(arms: list[Arm], records: list[dict], cfg: BakeoffConfig) -> tuple[dict, dict]:
-    """{label: loader} for every trained arm and every architecture's random init; {arm label: its baseline}."""
+    """{label: loader} for every trained arm and every architecture's random init; {arm label: its baseline}.
+    Each loader builds its encoder once (the evaluations of every protocol, repeat and data set share it)."""
+    from functools import cache
+
     import tessera
 
     models: dict[str, Any] = {}
@@ -495,21 +493,19 @@ def models_to_evaluate(arms: list[Arm], records: list[dict], cfg: BakeoffConfig)
     by_name = {a.name: a for a in arms}
     for record in records:
         label = model_label(record["arm"], record["seed"], cfg)
-        models[label] = (lambda path=record["model"]: tessera.load(path))
+        models[label] = cache(lambda path=record["model"]: tessera.load(path))
         baseline_of[label] = by_name[record["arm"]].architecture
     for arm in arms:
         key = arm.architecture
         if key not in models:
-            models[key] = (lambda mc=arm.cfg.model, k=key: random_encoder(mc, k))
+            models[key] = cache(lambda mc=arm.cfg.model, k=key: random_encoder(mc, k))
     return models, baseline_of
 
 
 def build_monitor(spec: str, cfg: BakeoffConfig):
-    """The online k-NN monitor of the objectives' engine on ``spec`` (None when the engine has none)."""
-    try:
-        from tessera.commands.pretrain import build_knn_monitor
-    except ImportError:
-        return None
+    """The online k-NN monitor of ``tessera pretrain`` (train.monitor_data) on ``spec``."""
+    from tessera.commands.pretrain import build_knn_monitor
+
     return build_knn_monitor(spec, max_images=cfg.monitor_max_images)
 
 
