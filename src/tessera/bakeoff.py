@@ -183,7 +183,9 @@ def pretrain_command(arm: Arm, corpus: str, out: Path, overrides: list[str]) -> 
 
 def _stage_rates(run_dir: Path) -> list[float]:
     """Seconds per optimizer step of each stage of a finished run, from the last logged window of each stage."""
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    from tessera.train.logging import read_metrics
+
+    rows = read_metrics(run_dir / "metrics.jsonl")
     last: dict[int, dict] = {}
     for row in rows:
         last[int(row.get("stage_index", 0))] = row
@@ -308,7 +310,9 @@ def run_arm(arm: Arm, seed: int, steps: int, corpus: str, out: Path, cfg: Bakeof
     kwargs = {"monitor": monitor} if monitor is not None else {}
     pretrain(pcfg, corpus, run, resume=resume, **kwargs)
     wall = time.perf_counter() - start
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    from tessera.train.logging import read_metrics
+
+    rows = read_metrics(run / "metrics.jsonl")
     record = {
         "arm": arm.name, "recipe": arm.source, "seed": seed, "steps": steps,
         "stages": stage_names(pcfg), "wall_s": wall, "resumed": resume,

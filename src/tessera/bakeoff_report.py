@@ -4,7 +4,6 @@ commands that reproduce each arm. Pure formatting of :func:`tessera.bakeoff.run_
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 MONITOR_KEY = "monitor_knn_macro_f1"
@@ -85,10 +84,9 @@ def write_csv(result: dict, path: Path) -> Path:
 
 
 def _metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    from tessera.train.logging import read_metrics
+
+    return read_metrics(run / "metrics.jsonl")  # [] when the run has no metrics yet
 
 
 def curves_figure(result: dict, path: Path) -> Path | None:
