@@ -103,8 +103,7 @@ def koleo_loss(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     dots = z @ z.T
     dots.fill_diagonal_(-1.0)  # never one's own neighbour
     nearest = dots.argmax(dim=1)
-    # pairwise_distance adds eps inside the norm (as DINOv2's nn.PairwiseDistance(2, eps=1e-8)): a plain .norm()
-    # has a 0/0 gradient when two rows coincide, which identical blank-sky crops of a real radio corpus produce.
+    # pairwise_distance adds eps inside the norm, exactly as DINOv2's nn.PairwiseDistance(2, eps=1e-8).
     distances = F.pairwise_distance(z, z[nearest], p=2, eps=eps)
     return -torch.log(distances + eps).mean()
 
