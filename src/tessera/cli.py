@@ -18,6 +18,7 @@ COMMANDS = {
     "ingest": "turn FITS mosaics/cubes, images and arrays into a normalized cutout store",
     "views": "draw the training views of a cutout store into a figure",
     "pretrain": "continued pretraining of a ViT (reconstruction, contrastive, two-stage)",
+    "align": "align two pretrained towers into one shared space (CLIP-style, seed 003)",
     "evaluate": "linear probe, fine-tuning and k-NN under stratified K-fold CV",
     "bakeoff": "pretrain several recipes with one budget and rank them against random init",
     "demo": "the end-to-end demo on simulated data, offline",

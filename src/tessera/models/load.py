@@ -73,6 +73,10 @@ def load_exported(path: Path) -> Encoder:
 
         encoder = ConvEncoder(backbone_from_dir(path), InputAdapter.from_dict(info["adapter"]), int(info["image_size"]))
         return Encoder(encoder, readout=info.get("readout", "mean_patch"), name=str(path))
+    if kind == "spectrum":
+        from tessera.models.spectrum import load_spectrum
+
+        return Encoder(load_spectrum(path), readout=info.get("readout", "mean_patch"), name=str(path))
     backbone = _backbone_class(kind).from_pretrained(path)
     encoder = ViTEncoder(backbone, kind, InputAdapter.from_dict(info["adapter"]), num_registers=int(info["registers"]))
     if encoder.registers is not None:
@@ -149,8 +153,13 @@ def looks_like_path(text: str) -> bool:
     return parent != Path(".") and parent.is_dir()
 
 
-def load(ref: str | Path, device=None) -> Encoder:
-    """Load an encoder: ``random:NAME``, a run dir (uses RUN/model), an exported dir, a local HF dir, or a Hub id."""
+def load(ref: str | Path, device=None, tower: str | None = None) -> Encoder:
+    """Load an encoder: ``random:NAME``, a run dir (uses RUN/model), an exported dir, a local HF dir, or a Hub id.
+    ``tower="a"|"b"``: one tower of a ``tessera align`` run, embedding into the shared space (tessera.align)."""
+    if tower is not None:
+        from tessera.align.towers import load_tower
+
+        return load_tower(_expand_user(str(ref)), tower, device=device)
     from tessera.models.export import TESSERA_JSON
     from tessera.models.pretrain_model import resolve_model_dir
 
