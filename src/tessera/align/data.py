@@ -70,13 +70,16 @@ def resize_images(images: list[np.ndarray], size: int, where: str) -> torch.Tens
     return torch.cat(out, dim=0)
 
 
-def _frdeep(spec: str, tower_a, tower_b, common_field: bool) -> PairedData:
+def _frdeep(spec: str, tower_a, tower_b, common_field: bool, max_pairs: int | None, seed: int) -> PairedData:
     from tessera.evaluate.pairs import load_frdeep_pairs
 
     if tower_a.kind != "image" or tower_b.kind != "image":
         raise TesseraError(f"--pairs {spec}: FIRST/NVSS pairs are images, but tower a is a {tower_a.kind} tower "
                            f"and tower b a {tower_b.kind} tower")
-    data = load_frdeep_pairs(spec[len(FRDEEP_PAIRS):], common_field=common_field)
+    # with max_pairs, read only a seeded class-balanced subset (ceil(max_pairs / 2) per class): FITS reading and
+    # the WCS cut dominate the cost of a small run
+    per_class = None if max_pairs is None else -(-max_pairs // 2)
+    data = load_frdeep_pairs(spec[len(FRDEEP_PAIRS):], max_per_class=per_class, seed=seed, common_field=common_field)
     xa = resize_images(data.train.images, tower_a.image_size, f"{spec} (FIRST)")
     xb = resize_images(data.test.images, tower_b.image_size, f"{spec} (NVSS)")
     return PairedData(xa, xb, [str(o) for o in data.train.meta["object"]], {}, np.asarray(data.train.labels),
@@ -158,10 +161,12 @@ def _csv(spec: str, tower_a, tower_b) -> PairedData:
     return PairedData(xa, xb, objects, targets, labels, classes)
 
 
-def load_pairs(spec: str, tower_a, tower_b, common_field: bool = True) -> PairedData:
-    """The pairs named by ``spec`` (module docstring) on the towers' input grids."""
+def load_pairs(spec: str, tower_a, tower_b, common_field: bool = True, max_pairs: int | None = None,
+               seed: int = 0) -> PairedData:
+    """The pairs named by ``spec`` (module docstring) on the towers' input grids; ``max_pairs`` lets a loader
+    read fewer (the caller still subsamples to exactly ``max_pairs``)."""
     if spec.startswith(FRDEEP_PAIRS):
-        return _frdeep(spec, tower_a, tower_b, common_field)
+        return _frdeep(spec, tower_a, tower_b, common_field, max_pairs, seed)
     return _csv(spec, tower_a, tower_b)
 
 

@@ -69,7 +69,7 @@ def build_model(cfg: AlignConfig) -> AlignModel:
 
 def prepared_pairs(cfg: AlignConfig, model: AlignModel) -> tuple[PairedData, np.ndarray, np.ndarray]:
     """All pairs (``data.max_pairs`` of them at most, seeded) and the (train, held-out) split."""
-    data = load_pairs(cfg.pairs, model.a, model.b, cfg.data.common_field)
+    data = load_pairs(cfg.pairs, model.a, model.b, cfg.data.common_field, cfg.data.max_pairs, cfg.data.split_seed)
     if cfg.data.max_pairs is not None and len(data) > cfg.data.max_pairs:
         keep = np.sort(np.random.default_rng(cfg.data.split_seed).permutation(len(data))[: cfg.data.max_pairs])
         data = data.subset(keep)
