@@ -60,6 +60,7 @@ def test_frozen_towers_get_no_gradient_and_trainable_blocks_do(tmp_path):
                 assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in last.parameters())
 
 
+@pytest.mark.slow
 def test_resume_is_exact_and_towers_load(tmp_path):
     pairs = _image_spectrum_pairs(tmp_path)
     cfg = _cfg(pairs, "train.max_steps=4")
