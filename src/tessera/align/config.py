@@ -62,6 +62,7 @@ class AlignTrainConfig:
 class AlignDataConfig:
     holdout_fraction: float = 0.2  # objects held out of the alignment, retrieved among themselves afterwards
     common_field: bool = True  # frdeep-pairs: cut both images to their common sky field (evaluate/pairs.py)
+    match_radius_arcsec: float | None = None  # match:A,B pairs: the sky-position join radius (--match-radius)
     max_pairs: int | None = None  # use at most this many pairs (seeded choice), e.g. for quick runs
     split_seed: int = 0
     ks: tuple[int, ...] = (1, 5, 10)

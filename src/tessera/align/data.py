@@ -5,6 +5,9 @@ Specs (``--pairs``):
 - ``frdeep-pairs:PATH``: FR-DEEP's FIRST (tower a) and NVSS (tower b) images of the same objects, through the
   evaluation issue's loader (:func:`tessera.evaluate.pairs.load_frdeep_pairs`: both cut to their common sky field
   by default, ``data.common_field``), FRI/FRII as the class target;
+- ``match:CSV_A,CSV_B``: two catalogues ``path,ra_deg,dec_deg[,targets...]`` joined on sky position within
+  ``data.match_radius_arcsec`` (:func:`match_positions`); unmatched rows are listed in ``excluded`` (and in
+  RUN/split.json); targets come from CSV_A;
 - a CSV ``path_a,path_b[,targets...]`` (paths relative to the CSV): each column is read as its tower's input kind,
   images as ``tessera evaluate`` reads labeled images (ZScale to [0, 1], DESIGN §3.1), spectra from ``.npy``
   (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or ``.csv`` (two columns, x = wavelength or
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 from tessera.errors import TesseraError
 
 FRDEEP_PAIRS = "frdeep-pairs:"
+MATCH = "match:"
 
 
 @dataclass
@@ -129,44 +133,85 @@ def _read_column(paths: list[Path], tower, where: str) -> torch.Tensor:
     return resize_images(images, tower.image_size, where)
 
 
-def _csv(spec: str, tower_a, tower_b) -> PairedData:
-    path = Path(spec)
-    if not path.is_file():
-        raise TesseraError(f"--pairs {spec}: neither {FRDEEP_PAIRS}PATH nor an existing CSV of path_a,path_b")
-    table = pd.read_csv(path)
-    for col in ("path_a", "path_b"):
-        if col not in table.columns:
-            raise TesseraError(f"{path}: no '{col}' column (columns: {', '.join(map(str, table.columns))})")
-    if len(table) < 4:
-        raise TesseraError(f"{path}: {len(table)} pair(s); alignment needs at least 4")
-    base = path.parent
-    cols = {c: [p if Path(p).is_absolute() else base / p for p in map(Path, table[c].astype(str))]
-            for c in ("path_a", "path_b")}
-    missing = [str(p) for c in cols.values() for p in c if not p.is_file()]
+def _resolve(base: Path, paths) -> list[Path]:
+    return [p if Path(p).is_absolute() else base / p for p in map(Path, paths)]
+
+
+def _check_files(where: Path, paths: list[Path]) -> None:
+    missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         shown = ", ".join(missing[:10]) + (f", ... ({len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise TesseraError(f"{path}: {len(missing)} listed file(s) do not exist: {shown}")
-    xa = _read_column(cols["path_a"], tower_a, f"{path} path_a")
-    xb = _read_column(cols["path_b"], tower_b, f"{path} path_b")
+        raise TesseraError(f"{where}: {len(missing)} listed file(s) do not exist: {shown}")
+
+
+def _targets(table: pd.DataFrame, skip: set[str]):
+    """Numeric columns -> regression targets; ``label`` (or any text column) -> the class target."""
     targets, labels, classes = {}, None, None
     for col in table.columns:
-        if col in ("path_a", "path_b"):
+        if col in skip:
             continue
         if col == "label" or not pd.api.types.is_numeric_dtype(table[col]):
             classes = sorted(table[col].astype(str).unique())
             labels = np.asarray([classes.index(v) for v in table[col].astype(str)], dtype=np.int64)
         else:
             targets[str(col)] = table[col].to_numpy(dtype=np.float64)
+    return targets, labels, classes
+
+
+def _read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        raise TesseraError(f"--pairs: {path}: no such CSV")
+    table = pd.read_csv(path)
+    for col in columns:
+        if col not in table.columns:
+            raise TesseraError(f"{path}: no '{col}' column (columns: {', '.join(map(str, table.columns))})")
+    return table
+
+
+def _csv(spec: str, tower_a, tower_b) -> PairedData:
+    path = Path(spec)
+    if not path.is_file():
+        raise TesseraError(f"--pairs {spec}: neither {FRDEEP_PAIRS}PATH, {MATCH}A,B nor an existing CSV")
+    table = _read_table(path, ("path_a", "path_b"))
+    if len(table) < 4:
+        raise TesseraError(f"{path}: {len(table)} pair(s); alignment needs at least 4")
+    cols = {c: _resolve(path.parent, table[c].astype(str)) for c in ("path_a", "path_b")}
+    _check_files(path, cols["path_a"] + cols["path_b"])
+    xa = _read_column(cols["path_a"], tower_a, f"{path} path_a")
+    xb = _read_column(cols["path_b"], tower_b, f"{path} path_b")
+    targets, labels, classes = _targets(table, {"path_a", "path_b"})
     objects = [f"{a}|{b}" for a, b in zip(table["path_a"], table["path_b"])]
     return PairedData(xa, xb, objects, targets, labels, classes)
 
 
+def _matched(spec: str, tower_a, tower_b, radius: float | None) -> PairedData:
+    parts = spec[len(MATCH):].split(",")
+    if len(parts) != 2 or radius is None:
+        raise TesseraError(f"--pairs {spec}: expected {MATCH}CSV_A,CSV_B with data.match_radius_arcsec set")
+    cols = ("path", "ra_deg", "dec_deg")
+    (pa, ta), (pb, tb) = ((Path(p), _read_table(Path(p), cols)) for p in parts)
+    m = match_positions(ta.ra_deg, ta.dec_deg, tb.ra_deg, tb.dec_deg, radius)
+    excluded = [{"path": str(ta.path[i]), "reason": f"no {pb.name} row within {radius} arcsec"} for i in m.unmatched_a]
+    excluded += [{"path": str(tb.path[i]), "reason": f"no {pa.name} row within {radius} arcsec"} for i in m.unmatched_b]
+    paths_a = _resolve(pa.parent, ta.path.astype(str).to_numpy()[m.a])
+    paths_b = _resolve(pb.parent, tb.path.astype(str).to_numpy()[m.b])
+    _check_files(pa, paths_a)
+    _check_files(pb, paths_b)
+    xa = _read_column(paths_a, tower_a, f"{pa} path")
+    xb = _read_column(paths_b, tower_b, f"{pb} path")
+    targets, labels, classes = _targets(ta.iloc[m.a].reset_index(drop=True), set(cols))
+    objects = [f"{a}|{b}" for a, b in zip(ta.path.to_numpy()[m.a], tb.path.to_numpy()[m.b])]
+    return PairedData(xa, xb, objects, targets, labels, classes, excluded, names=(pa.stem, pb.stem))
+
+
 def load_pairs(spec: str, tower_a, tower_b, common_field: bool = True, max_pairs: int | None = None,
-               seed: int = 0) -> PairedData:
+               seed: int = 0, match_radius: float | None = None) -> PairedData:
     """The pairs named by ``spec`` (module docstring) on the towers' input grids; ``max_pairs`` lets a loader
     read fewer (the caller still subsamples to exactly ``max_pairs``)."""
     if spec.startswith(FRDEEP_PAIRS):
         return _frdeep(spec, tower_a, tower_b, common_field, max_pairs, seed)
+    if spec.startswith(MATCH):
+        return _matched(spec, tower_a, tower_b, match_radius)
     return _csv(spec, tower_a, tower_b)
 
 
@@ -177,3 +222,38 @@ def holdout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
         raise TesseraError(f"{n} pairs cannot be split with data.holdout_fraction={fraction} (need >= 2 per side)")
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[held:]), np.sort(order[:held])
+
+
+@dataclass
+class PositionMatch:
+    """Result of :func:`match_positions`: matched index pairs and the rows of each side left unmatched."""
+
+    a: np.ndarray  # (M,) row indices into side a
+    b: np.ndarray  # (M,) row indices into side b, b[i] is a[i]'s partner
+    separation_arcsec: np.ndarray  # (M,)
+    unmatched_a: np.ndarray
+    unmatched_b: np.ndarray
+
+
+def match_positions(ra_a, dec_a, ra_b, dec_b, radius_arcsec: float) -> PositionMatch:
+    """Join two catalogues (degrees) on sky position: each row of a takes its nearest row of b
+    (astropy ``match_coordinates_sky``), kept when closer than ``radius_arcsec``; a row of b claimed by several
+    rows of a goes to the closest one (one-to-one pairs). No match at all is a TesseraError."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord, match_coordinates_sky
+
+    if radius_arcsec <= 0:
+        raise TesseraError(f"--match-radius {radius_arcsec}: must be positive (arcsec)")
+    ca = SkyCoord(np.asarray(ra_a, float) * u.deg, np.asarray(dec_a, float) * u.deg)
+    cb = SkyCoord(np.asarray(ra_b, float) * u.deg, np.asarray(dec_b, float) * u.deg)
+    idx, sep, _ = match_coordinates_sky(ca, cb)
+    sep = sep.to(u.arcsec).value
+    best: dict[int, int] = {}
+    for i in np.argsort(sep):  # closest first: a contested b row goes to its nearest a row
+        if sep[i] < radius_arcsec and int(idx[i]) not in best:
+            best[int(idx[i])] = int(i)
+    if not best:
+        raise TesseraError(f"no pair within --match-radius {radius_arcsec} arcsec (closest: {sep.min():.1f} arcsec)")
+    a = np.asarray(sorted(best.values()), dtype=np.int64)
+    b = np.asarray([int(idx[i]) for i in a], dtype=np.int64)
+    return PositionMatch(a, b, sep[a], np.setdiff1d(np.arange(len(ca)), a), np.setdiff1d(np.arange(len(cb)), b))

@@ -69,7 +69,8 @@ def build_model(cfg: AlignConfig) -> AlignModel:
 
 def prepared_pairs(cfg: AlignConfig, model: AlignModel) -> tuple[PairedData, np.ndarray, np.ndarray]:
     """All pairs (``data.max_pairs`` of them at most, seeded) and the (train, held-out) split."""
-    data = load_pairs(cfg.pairs, model.a, model.b, cfg.data.common_field, cfg.data.max_pairs, cfg.data.split_seed)
+    d = cfg.data
+    data = load_pairs(cfg.pairs, model.a, model.b, d.common_field, d.max_pairs, d.split_seed, d.match_radius_arcsec)
     if cfg.data.max_pairs is not None and len(data) > cfg.data.max_pairs:
         keep = np.sort(np.random.default_rng(cfg.data.split_seed).permutation(len(data))[: cfg.data.max_pairs])
         data = data.subset(keep)
@@ -247,8 +248,11 @@ def _export(model: AlignModel, run_dir: Path) -> None:
 
 def _pair_inputs(cfg: AlignConfig) -> list[str]:
     """Local inputs that --out must not clobber (the pairs CSV or FR-DEEP folder, local tower refs)."""
-    pairs = cfg.pairs.split(":", 1)[1] if cfg.pairs.startswith("frdeep-pairs:") else cfg.pairs
-    return [pairs] + [r for r in (cfg.a, cfg.b) if ":" not in r]
+    if cfg.pairs.startswith(("frdeep-pairs:", "match:")):
+        pairs = cfg.pairs.split(":", 1)[1].split(",")
+    else:
+        pairs = [cfg.pairs]
+    return pairs + [r for r in (cfg.a, cfg.b) if ":" not in r]
 
 
 def align(cfg: AlignConfig, out: str | Path, resume: bool = False, overwrite: bool = False,

@@ -2,7 +2,9 @@
 shared space, trained with a symmetric InfoNCE (fixed logit scale 15.5); backbones frozen unless
 train.trainable_blocks=K. Towers: any encoder ref (run dir, export, HF id, random:NAME) or a spectrum tower
 (an exported spectrum encoder, random-spectrum:L). Pairs: frdeep-pairs:PATH (FIRST = a, NVSS = b) or a CSV of
-path_a,path_b[,targets...]. Works under `torchrun --nproc_per_node N` (negatives gathered across processes).
+path_a,path_b[,targets...], or match:A.csv,B.csv (path,ra_deg,dec_deg catalogues joined within --match-radius
+arcsec; unmatched rows are listed in RUN/split.json). Works under `torchrun --nproc_per_node N` (negatives
+gathered across processes).
 
 After training, RUN/results.json holds cross-modal recall@k and median rank, in-modal precision@k and zero-shot
 k-NN results on the pairs held out of the alignment (data.holdout_fraction), for the unaligned towers, the
@@ -22,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--a", required=True, metavar="REF_A", help="tower a's encoder ref")
     parser.add_argument("--b", required=True, metavar="REF_B", help="tower b's encoder ref")
     parser.add_argument("--pairs", required=True, metavar="PAIRS", help="frdeep-pairs:PATH or a CSV path_a,path_b,...")
+    parser.add_argument("--match-radius", type=float, default=None, metavar="ARCSEC",
+                        help="for --pairs match:A.csv,B.csv: join the catalogues' ra_deg/dec_deg within this radius")
     parser.add_argument("--out", required=True, metavar="RUN", help="the run directory to write")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue RUN exactly from its latest checkpoint")
@@ -40,6 +44,8 @@ def run(args) -> int:
     from tessera.config import resolve_config
 
     overrides = [f"a={args.a}", f"b={args.b}", f"pairs={args.pairs}", *args.overrides]
+    if args.match_radius is not None:
+        overrides.append(f"data.match_radius_arcsec={args.match_radius}")
     cfg = resolve_config(AlignConfig, args.config, overrides)
     run_dir = align(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":
