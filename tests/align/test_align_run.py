@@ -83,6 +83,9 @@ def test_resume_is_exact_and_towers_load(tmp_path):
     initial = build_model(cfg).a.eval()
     with torch.no_grad():
         assert not torch.allclose(initial(ea.prepare(xa)), ea.embed(xa), atol=1e-4)
+    # the one-ref form tessera evaluate uses, through its layers= feature path
+    via_ref = tessera.load(f"{straight}#tower=a")
+    assert torch.equal(via_ref.embed(xa, layers=[-1])[via_ref.num_layers - 1], ea.embed(xa))
     with pytest.raises(TesseraError, match="tower='c'"):
         tessera.load(straight, tower="c")
     # results: held-out retrieval and zero-shot k-NN for every space

@@ -189,6 +189,17 @@ class AlignedEncoder(Encoder):
             return self.module(x)
         return self.module.backbone(x, layer=layer).readout(readout)
 
+    def embed(self, images, readout: str | None = None, layer: int = -1, layers=None):
+        """(B, dim) shared-space embeddings (or a backbone readout), eval mode, no gradient. ``layers`` (the
+        feature-extraction path of tessera evaluate) may only name the last block for the aligned readout."""
+        if layers is None:
+            return super().embed(images, readout=readout, layer=layer)
+        blocks = sorted({int(b) % self.num_layers for b in layers})
+        if readout in (None, "aligned") and blocks != [self.num_layers - 1]:
+            raise ValueError("the aligned readout is defined on the last layer only")
+        return {b: super(AlignedEncoder, self).embed(images, readout=readout, layer=b - self.num_layers)
+                for b in blocks}
+
     def tokens(self, images, layer: int = -1, layers=None):
         if layers is not None:
             raise ValueError("an aligned tower gives the tokens of one layer at a time")

@@ -155,7 +155,10 @@ def looks_like_path(text: str) -> bool:
 
 def load(ref: str | Path, device=None, tower: str | None = None) -> Encoder:
     """Load an encoder: ``random:NAME``, a run dir (uses RUN/model), an exported dir, a local HF dir, or a Hub id.
-    ``tower="a"|"b"``: one tower of a ``tessera align`` run, embedding into the shared space (tessera.align)."""
+    ``tower="a"|"b"`` (or a ref ``RUN#tower=a``, for commands that take one ref, e.g. ``tessera evaluate --model``):
+    one tower of a ``tessera align`` run, embedding into the shared space (tessera.align)."""
+    if tower is None and "#tower=" in str(ref):
+        ref, tower = str(ref).rsplit("#tower=", 1)
     if tower is not None:
         from tessera.align.towers import load_tower
 
