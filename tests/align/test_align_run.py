@@ -111,6 +111,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     (tmp_path / "spec5.npy").unlink()
     with pytest.raises(TesseraError, match=r"2 listed file\(s\) do not exist: .*img3.npy.*spec5.npy"):
         align(_cfg(pairs), tmp_path / "out")
+    swapped = pd.read_csv(pairs).rename(columns={"path_a": "path_b", "path_b": "path_a"})
+    swapped[~swapped.path_a.isin(["spec5.npy"]) & ~swapped.path_b.isin(["img3.npy"])].to_csv(tmp_path / "sw.csv")
+    with pytest.raises(TesseraError, match=r"sw.csv path_a feeds an image tower: .*spec0.npy: not an image"):
+        align(_cfg(tmp_path / "sw.csv"), tmp_path / "out")
     with pytest.raises(TesseraError, match="tower b a spectrum tower"):
         align(_cfg("frdeep-pairs:/nowhere"), tmp_path / "out")
     with pytest.raises(Exception, match="config key 'train.batch_size'"):

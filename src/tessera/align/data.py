@@ -119,7 +119,8 @@ def read_spectra(paths: list[Path], length: int, channels: int, where: str) -> t
     for p in paths:
         a = arrays[p]
         if a.shape != (channels, length):
-            raise TesseraError(f"{where}: {p} has shape {a.shape}, the tower takes ({channels}, {length})")
+            raise TesseraError(f"{where} feeds a spectrum tower: {p} has shape {a.shape}, the tower takes "
+                               f"({channels}, {length})")
         out.append(torch.from_numpy(a))
     return torch.stack(out)
 
@@ -129,7 +130,10 @@ def _read_column(paths: list[Path], tower, where: str) -> torch.Tensor:
         return read_spectra(paths, tower.image_size, int(tower.backbone.in_channels), where)
     from tessera.evaluate.datasets import Record, read_normalized
 
-    images = [read_normalized(Record(source=str(p), label="", path=p), None) for p in paths]
+    try:
+        images = [read_normalized(Record(source=str(p), label="", path=p), None) for p in paths]
+    except TesseraError as exc:  # e.g. a spectrum column given to an image tower
+        raise TesseraError(f"{where} feeds an image tower: {exc}") from None
     return resize_images(images, tower.image_size, where)
 
 
