@@ -138,3 +138,13 @@ def test_frdeep_pairs_alignment_raises_pair_accuracy(shared_data, tmp_path):
         m = res[space]["cross_modal"]["FIRST->NVSS"]
         assert m["n_queries"] == 10 and 0 <= m["recall@1"]["mean"] <= m["recall@10"]["mean"] == 1.0
     assert "class_accuracy" in res["aligned"]["zero_shot"]["FIRST"]
+
+
+def test_cli_reports_a_missing_pairs_file_in_one_line(tmp_path, capsys):
+    from tessera.cli import main
+
+    code = main(["align", "--a", "random:vit_micro_patch8_32", "--b", "random-spectrum:40", "--pairs",
+                 str(tmp_path / "nope.csv"), "--out", str(tmp_path / "run"), "head.dim=16", "head.hidden=16"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "nope.csv" in err and err.startswith("tessera align: error:")
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -23,7 +23,6 @@ with (seed, rank, s), so a checkpoint only needs the step number.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -261,7 +260,6 @@ def align(cfg: AlignConfig, out: str | Path, resume: bool = False, overwrite: bo
 
     One process, or one per device under torchrun (negatives gathered across processes). ``resume`` continues
     exactly from the latest checkpoint; ``stop_after_step`` (tests) raises StopRequested after that step."""
-    cfg = dataclasses.replace(cfg)
     info = D.setup_distributed(cfg.train.device)
     try:
         model = build_model(cfg)
