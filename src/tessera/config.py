@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from tessera.errors import ConfigError
+from tessera.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -235,8 +236,7 @@ def save_config(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "config.yaml"
-    path.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
-    return path
+    return atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
 
 
 def load_saved_config(cls: type[T], path: str | Path) -> T:

@@ -13,10 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tessera.corpus.layout import MANIFEST, shard_path
 from tessera.errors import TesseraError
-
-MANIFEST = "manifest.parquet"
-SHARDS = "shards"
 
 
 class CutoutStore:
@@ -66,7 +64,7 @@ class CutoutStore:
     def _shard(self, code: int) -> np.ndarray:
         arr = self._maps.get(code)
         if arr is None:
-            path = self.path / SHARDS / self._shard_names[code]
+            path = shard_path(self.path, self._shard_names[code])
             try:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:

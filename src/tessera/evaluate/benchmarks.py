@@ -32,6 +32,7 @@ from tessera.evaluate.datasets import (
     records_from_csv,
     subset_records,
 )
+from tessera.io import files_signature, temp_path
 
 BENCHMARKS = ("first", "frdeep", "frdeep-cross", "frdeep-pairs", "mirabest")
 
@@ -201,7 +202,7 @@ def extract_archive_cached(archive: str | Path, cache: str | Path | None = None)
     if target.exists():
         shutil.rmtree(target)  # a partial extraction from an interrupted run
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp = temp_path(target)  # a directory: extracted whole under the temp name, then renamed
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -272,11 +273,10 @@ def load_mirabest(path: str | Path, max_per_class: int | None = None, seed: int 
                 Record(source=f"{file.name}#{i}", label=cls, array=image, extra={"code": codes[int(label)], "name": names[i]})
             )
     records = subset_records(records, max_per_class, seed)
-    return build_labeled_set(records, classes=["FRI", "FRII"], extra_key=_signature(files))
+    return build_labeled_set(records, classes=["FRI", "FRII"], extra_key=files_signature(files))
 
 
-def _signature(files) -> str:
-    return ";".join(f"{Path(f).resolve()}:{Path(f).stat().st_mtime_ns}:{Path(f).stat().st_size}" for f in files)
+_signature = files_signature  # the old private name, still imported by evaluate/pairs.py
 
 
 # ---------------------------------------------------------------- FIRST (Griese et al.)
@@ -293,7 +293,7 @@ def load_first(path: str | Path, max_per_class: int | None = None, seed: int = 0
     if path.suffix in (".h5", ".hdf5"):
         records = _first_h5_records(path)
         return build_labeled_set(
-            subset_records(records, max_per_class, seed), classes=list(FIRST_GRIESE_CLASSES.values()), extra_key=_signature([path])
+            subset_records(records, max_per_class, seed), classes=list(FIRST_GRIESE_CLASSES.values()), extra_key=files_signature([path])
         )
     return load_labeled(path, max_per_class=max_per_class, seed=seed)
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from tessera.corpus.readers import READABLE_SUFFIXES, has_readable_suffix
 from tessera.errors import TesseraError
+from tessera.io import file_signature
 
 # One list of readable formats, shared with ingest (tessera.corpus.readers): .fz, .fits.fz, .fts.gz, HDF5 included.
 IMAGE_SUFFIXES = READABLE_SUFFIXES
@@ -117,11 +118,6 @@ def collapse_replicated_channels(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _file_signature(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
-
-
 def subset_records(records: list[Record], max_per_class: int | None, seed: int) -> list[Record]:
     """At most ``max_per_class`` records per label, chosen with ``seed``; file order kept."""
     if max_per_class is None:
@@ -196,7 +192,7 @@ def build_labeled_set(
         sources.append(record.source)
         rows.append({"source": record.source, "label": record.label, **record.extra})
         digest.update(record.source.encode())
-        digest.update((_file_signature(record.path) if record.path is not None else "array").encode())
+        digest.update((file_signature(record.path) if record.path is not None else "array").encode())
     if not images:
         raise TesseraError(f"no usable images among {len(records)} labeled entries ({len(excluded)} excluded)")
     present = sorted({classes[i] for i in labels})

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tessera.io import atomic_open, atomic_write_text
 
 D4_SIZE = 8
 PREPROCESSING = "zscale01-v1"  # bump when datasets.read_normalized changes what an image looks like
@@ -90,7 +91,7 @@ class FeatureCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         key_file = self.dir / "key.json"
         if not key_file.exists():
-            key_file.write_text(text)
+            atomic_write_text(key_file, text)
 
     def path(self, start: int, stop: int) -> Path:
         return self.dir / f"chunk_{start:07d}_{stop:07d}.npy"
@@ -101,10 +102,8 @@ class FeatureCache:
 
     def save(self, start: int, stop: int, array: np.ndarray) -> None:
         p = self.path(start, stop)
-        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(p) as f:  # a chunk is either complete or absent
             np.save(f, array)
-        tmp.replace(p)  # atomic: a chunk is either complete or absent
 
 
 def cache_key(encoder, ls, readout: str, layer: int, n_elements: int) -> dict:
