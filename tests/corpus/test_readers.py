@@ -154,3 +154,18 @@ def test_real_ska_fits_and_first_png(shared_data):
     png = next((shared_data / "first_radio_galaxies" / "FRI").glob("*.png"))
     img = read_image(png)
     assert img.shape == (300, 300) and img.max() <= 255 and img.min() >= 0
+
+
+def test_read_image_is_the_first_product_of_iter_planes(tmp_path, rng):
+    """One reader: read_image stacks the planes iter_planes gives for the first image product (ingest == evaluate)."""
+    cube = np.stack([sky(rng, 20, 22) for _ in range(3)])
+    fits_path = tmp_path / "two.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube), fits.ImageHDU(sky(rng, 8, 8))]).writeto(fits_path)
+    np.save(tmp_path / "nhwc.npy", rng.normal(size=(2, 10, 12, 3)).astype(np.float32))
+    for path in (fits_path, tmp_path / "nhwc.npy"):
+        planes = [p for p in iter_planes(path) if isinstance(p, Plane)]
+        first = [p.data for p in planes if (p.hdu, p.dataset) == (planes[0].hdu, planes[0].dataset)]
+        np.testing.assert_array_equal(read_image(path), np.concatenate(first))
+    assert read_image(fits_path, hdu=2).shape == (8, 8)
+    with pytest.raises(TesseraError, match="HDU 0"):
+        read_image(fits_path, hdu=0)  # an empty primary asked for by number is an error, not skipped
