@@ -78,9 +78,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
+    from tessera.dist import is_main
     from tessera.errors import TesseraError
     from tessera.outputs import check_out_vs_inputs
     from tessera.train.engine import pretrain, resolve_run_config
@@ -92,6 +92,6 @@ def run(args) -> int:
     tc = cfg.train
     monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images, seed=tc.seed) if tc.monitor_data else None
     run_dir = pretrain(cfg, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite, monitor=monitor)
-    if os.environ.get("RANK", "0") == "0":  # one line from the whole torchrun job
+    if is_main():  # one line from the whole torchrun job
         print(run_dir)
     return 0

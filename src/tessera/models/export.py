@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from tessera.config import to_dict
+from tessera.dist import unwrap
 from tessera.models.conv import ConvEncoder
 from tessera.models.encoder import ViTEncoder
 
@@ -31,7 +32,7 @@ ENCODER_TYPES = (ViTEncoder, ConvEncoder)
 
 def _encoder_of(model: nn.Module) -> tuple[ViTEncoder | ConvEncoder, object]:
     """The encoder (and ModelConfig if any) of a PretrainModel, a DDP-wrapped one, or a ViT/conv encoder."""
-    inner = getattr(model, "module", model)  # DistributedDataParallel
+    inner = unwrap(model)  # DistributedDataParallel / torch.compile
     if isinstance(inner, ENCODER_TYPES):
         return inner, None
     encoder = getattr(inner, "encoder", None)

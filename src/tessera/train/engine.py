@@ -150,9 +150,9 @@ class StageTrainer:
         # Same seed on every rank (DDP also broadcasts rank 0's weights); a different one per stage gives the
         # second stage a fresh projection head (seed 000 §5.4).
         torch.manual_seed(self.cfg.train.seed + self.spec.index)
-        # The objective builds only the heads it trains, so DDP sees no parameter without gradient (ViT-MAE);
-        # DINOv2 keeps an unused mask token unless iBOT uses it, hence find_unused_parameters there. An EMA
-        # teacher has no trainable parameter: DDP ignores it, the objective's hook updates it on every rank.
+        # The objective builds only the heads it trains; the model says whether DDP must look for parameters
+        # without gradient (PretrainModel.ddp_find_unused_parameters). An EMA teacher has no trainable
+        # parameter: DDP ignores it, the objective's hook updates it on every rank.
         model = self.objective.build_model().to(self.device)
         if self.info.distributed:
             model = D.convert_sync_batchnorm(model, self.device)
@@ -163,7 +163,7 @@ class StageTrainer:
             model = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.cfg.model.backbone != "vit_mae",
+                find_unused_parameters=getattr(model, "ddp_find_unused_parameters", True),
             )
         model.train()
         return model
