@@ -10,7 +10,8 @@ import torch
 
 from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from tessera.train.config import resolve_pretrain_config
-from tessera.train.engine import StepSampler, StopRequested, pretrain
+from tessera.train.engine import StepSampler, pretrain
+from tests.train._hooks import StopRequested, stop_at
 from tessera.train.logging import read_metrics
 from tessera.train.monitors import NonFiniteLossError
 
@@ -84,7 +85,7 @@ def test_resume_reproduces_the_uninterrupted_run(blob_store, tmp_path, stop_afte
     cfg = micro_cfg("train.max_steps=3", "train.checkpoint_every=2", "train.effective_batch=16")
     full = pretrain(cfg, blob_store, tmp_path / "full")
     with pytest.raises(StopRequested):
-        pretrain(cfg, blob_store, tmp_path / "cut", stop_after_step=stop_after)
+        pretrain(cfg, blob_store, tmp_path / "cut", after_step=stop_at(stop_after))
     resumed = pretrain(cfg, blob_store, tmp_path / "cut", resume=True)
     a, b = final_model_state(full), final_model_state(resumed)
     assert a.keys() == b.keys()
