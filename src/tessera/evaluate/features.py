@@ -36,7 +36,7 @@ def d4_batch(x: torch.Tensor, elements) -> torch.Tensor:
 
     Element e is rot90 by e % 4 then a flip for e >= 4, the same group action as the views' dihedral
     operator, which applies it grouped by element."""
-    from tessera.views.augment import dihedral
+    from tessera.dihedral import dihedral
 
     e = torch.as_tensor(elements, dtype=torch.long)
     return dihedral(x, e % 4, e >= 4)

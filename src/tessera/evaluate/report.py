@@ -37,6 +37,14 @@ def _retrieval_columns(result: dict) -> list[tuple[str, callable, bool]]:
     return cols
 
 
+def _rank_key(result: dict, column: str, get, sign: int):
+    """What "best" means in a column (higher is better after ``sign``); Macro-F1 ties are broken by weighted-F1."""
+    if column == "Macro-F1":
+        weighted = (result.get("weighted_f1") or {"mean": 0})["mean"]
+        return (round(result["macro_f1"]["mean"], 3), round(weighted, 3))
+    return sign * round(get(result)["mean"], 3)
+
+
 def _columns(group_results: list[dict]) -> list[tuple[str, callable, bool]]:
     """The metric columns of one (data /) protocol group: (name, result -> {"mean", "std"} | None, higher better)."""
     task = group_results[0].get("task", "classification")
@@ -78,13 +86,9 @@ def comparison_table(results: list[dict]) -> tuple[str, pd.DataFrame]:
             df.loc[m, col] = _fmt(get(cell[(m, g)]))
         if not present:
             continue
-        sign = 1 if hb else -1
-        if n == "Macro-F1":
-            key = lambda m: (round(cell[(m, g)]["macro_f1"]["mean"], 3), round((cell[(m, g)].get("weighted_f1") or {"mean": 0})["mean"], 3))
-        else:
-            key = lambda m: sign * round(get(cell[(m, g)])["mean"], 3)
-        best = max(key(m) for m in present)
-        bold.update((m, col) for m in present if key(m) == best)
+        scores = {m: _rank_key(cell[(m, g)], n, get, 1 if hb else -1) for m in present}
+        best = max(scores.values())
+        bold.update((m, col) for m in present if scores[m] == best)
     df = df.fillna("-")
     header = "| Model | " + " | ".join(names) + " |"
     lines = [header, "|" + "---|" * (len(names) + 1)]
