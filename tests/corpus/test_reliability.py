@@ -202,15 +202,15 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _ingest_cmd(d: Path, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tessera.cli", "ingest", str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet", *extra]
+def _ingest_cmd(d: Path, store: Path, *extra: str, slow: str = "0") -> list[str]:
+    return [sys.executable, "-m", "tests.corpus._slow_ingest", slow, str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet", *extra]
 
 
-def _env(slow: str) -> dict:
+def _env() -> dict:
     import tessera
 
     src = str(Path(tessera.__file__).resolve().parents[1])  # the tessera under test, in the child too
-    return {**os.environ, "TESSERA_INGEST_SLOW": slow, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
 
 
 def _inputs(tmp_path: Path, n: int) -> Path:
@@ -226,7 +226,7 @@ def _inputs(tmp_path: Path, n: int) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_workers_die_with_a_sigkilled_parent(tmp_path):
     d = _inputs(tmp_path, 6)
-    proc = subprocess.Popen(_ingest_cmd(d, tmp_path / "store", "--workers", "2"), env=_env("0.5"), cwd=REPO,
+    proc = subprocess.Popen(_ingest_cmd(d, tmp_path / "store", "--workers", "2", slow="0.5"), env=_env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     workers: list[int] = []
@@ -253,12 +253,12 @@ def test_overwrite_of_a_store_being_written_is_refused(tmp_path):
     store = tmp_path / "store"
     # Slow enough (6 inputs x 2 pauses x 1.5 s) that the second process starts long before the writer is done,
     # even on a loaded CI machine where starting Python takes seconds.
-    writer = subprocess.Popen(_ingest_cmd(d, store), env=_env("1.5"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = subprocess.Popen(_ingest_cmd(d, store, slow="1.5"), env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (store / JOURNAL).exists():
         time.sleep(0.02)
     assert writer.poll() is None
-    second = subprocess.run(_ingest_cmd(d, store, "--overwrite"), env=_env("0"), cwd=REPO, capture_output=True, text=True)
+    second = subprocess.run(_ingest_cmd(d, store, "--overwrite"), env=_env(), cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 2 and "another ingest" in second.stderr
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err

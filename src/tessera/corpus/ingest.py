@@ -656,14 +656,6 @@ def _worker_init(parent: int) -> None:
 # ---------------------------------------------------------------- the job
 
 
-def _slow_hook() -> float:
-    """Test hook: seconds to pause around each journal write (TESSERA_INGEST_SLOW), to make kill tests reliable."""
-    try:
-        return float(os.environ.get("TESSERA_INGEST_SLOW", "0") or 0)
-    except ValueError:
-        return 0.0
-
-
 def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None], progress: bool):
     """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion order."""
     bar = progress_bar(total=len(tasks), desc="ingest", unit="file", disable=not progress, leave=False)
@@ -732,18 +724,13 @@ def run_ingest(
                 continue  # finished in an earlier run
             tasks.append((str(path), key, cfg.source or default_source))
         previous -= {t[0] for t in tasks}
-        slow = _slow_hook()
         stats = {"bytes": 0, "tiles": 0}
 
         def on_record(record: dict) -> None:
-            if slow:
-                time.sleep(slow / 2)
             append_journal(store, record)
             records[record["path"]] = record
             stats["bytes"] += record["size"]
             stats["tiles"] += record["tiles"]
-            if slow:
-                time.sleep(slow / 2)
 
         start = time.perf_counter()
         _run_tasks(tasks, cfg, store, on_record, progress)
