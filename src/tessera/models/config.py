@@ -32,7 +32,7 @@ class ModelConfig:
     input_norm: Literal["auto", "imagenet", "identity"] = "auto"
     proj_hidden: int = 2048
     proj_dim: int = 128
-    proj_batchnorm: bool = True  # the seed's output BatchNorm of the projection head (§5.2)
+    proj_batchnorm: bool = True  # seed 000's output BatchNorm of the projection head (§5.2)
 
     def validate(self) -> None:
         """Reject configs that cannot work, naming the key."""

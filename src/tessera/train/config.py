@@ -51,7 +51,7 @@ STAGE_INITS = ("exported", "teacher", "scratch")
 @dataclass
 class SeedObjectiveKeys:
     """Loss families and their weights (seed 000 §6-7, Eq. 2-16) and the temperature schedule (§8.2.4): the flat
-    keys of the two seed objectives, kept as they were. Every other registered objective adds its own section
+    keys of the two objectives of seed 000 (reconstruction, contrastive), kept as they were. Every other registered objective adds its own section
     (``objective.<name>``, its ``settings_cls``) to :data:`ObjectiveConfig`."""
 
     reconstruction: Literal["l2", "l2_l1", "l2_bl1"] = "l2"
@@ -85,13 +85,13 @@ class SeedObjectiveKeys:
 
 
 def _objective_config_class() -> type:
-    """``ObjectiveConfig``: the seed keys plus one section per registered objective that declares settings."""
+    """``ObjectiveConfig``: the keys of seed 000's objectives plus one section per registered objective that declares settings."""
     sections = [
         (name, cls.settings_cls, field(default_factory=cls.settings_cls))
         for name, cls in OBJECTIVES.items()
         if cls.settings_cls is not None
     ]
-    doc = "The objective section: the seed keys (SeedObjectiveKeys) and objective.<name> for " + ", ".join(
+    doc = "The objective section: the keys of seed 000 (SeedObjectiveKeys) and objective.<name> for " + ", ".join(
         n for n, *_ in sections
     )
     return dataclasses.make_dataclass(

@@ -1,6 +1,6 @@
 """Typed configuration of the radio-aware view recipe (seed 000 §6.1, §6.1.1 Table 3, §7.1, §7.1.1).
 
-Every probability and range of the recipe is a field here, with the seed's value as its default, so an
+Every probability and range of the recipe is a field here, with seed 000's value as its default, so an
 ablation is a ``key=value`` override (e.g. ``views.mild.p_asinh=0``, ``views.regime=none``).
 Ranges are ``(low, high)`` tuples sampled uniformly.
 """
@@ -42,7 +42,7 @@ def _check_prob(name: str, p: float) -> None:
 class AnchorConfig:
     """ROI anchor proposal (seed 000 §6.1 item 2). ``strategy`` picks a registered proposer (anchors.py)."""
 
-    strategy: str = "radio"  # "radio" (the seed's recipe), "center", "uniform" (non-radio data: line-art, lensing)
+    strategy: str = "radio"  # "radio" (seed 000's recipe), "center", "uniform" (non-radio data: line-art, lensing)
     z_grid: int = 16  # (i) tile grid searched for high-significance peaks
     z_top_k: int = 3  # K_z
     z_min_separation: int = 2  # minimum separation of peaks, in tiles (Chebyshev distance)
