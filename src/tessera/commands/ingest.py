@@ -75,12 +75,10 @@ def run(args) -> int:
 
     inputs, overrides = split_overrides(list(args.inputs))
     overrides = list(args.overrides or []) + overrides
-    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source,
-             "max_nan_fraction": args.max_nan_fraction}
-    overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
-    if args.gray:
-        overrides.append("to_gray=true")
-    cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest")
+    # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
+    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers,
+             "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None}
+    cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest", values=flags)
     report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
         _print_summary(report)

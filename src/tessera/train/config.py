@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tessera.config import PRESETS_DIR, _merge, _validate, available_presets, load_yaml_source, parse_override
+from tessera.config import (
+    PRESETS_DIR,
+    _merge,
+    _validate,
+    available_presets,
+    load_yaml_source,
+    merge_overrides,
+    parse_override,
+)
 from tessera.errors import ConfigError
 from tessera.models.config import ModelConfig
 from tessera.objectives.registry import OBJECTIVES, get_objective
@@ -370,12 +378,7 @@ def resolve_pretrain_config(source: str | None = None, overrides: list[str] | tu
         path = resolve_source(source)
         cfg, data = _load_source(path)
     keys = [parse_override(text)[0] for text in overrides]
-    for text in overrides:
-        path_, value = parse_override(text)
-        nested: Any = value
-        for part in reversed(path_):
-            nested = {part: nested}
-        cfg = _merge(cfg, nested)
+    cfg = merge_overrides(cfg, overrides)
     cfg = fill_stages(cfg, branch_overridden=["train", "branch"] in keys and ["train", "stages"] not in keys)
     if ["train", "max_steps"] in keys and ["train", "epochs"] not in keys and cfg.train.epochs is not None:
         # An explicit step count wins over a preset's epoch count.
