@@ -152,3 +152,13 @@ def test_view_errors_carry_the_full_dotted_key():
                           ("views.anchors.z_grid=0", "'views.anchors.z_grid'")):
         with pytest.raises(ConfigError, match=key):
             resolve_pretrain_config("cpu", [override])
+
+
+def test_view_size_follows_the_model_through_an_explicit_sentinel():
+    from tessera.train.config import FOLLOW_MODEL, PretrainConfig, resolve_pretrain_config
+
+    assert PretrainConfig().views.output_size is FOLLOW_MODEL
+    small = resolve_pretrain_config("cpu", ["model.preset=vit_micro_patch8_32"])
+    assert small.views.output_size == 32  # the preset's model changed: the views follow it
+    assert resolve_pretrain_config("cpu", ["views.output_size=48"]).views.output_size == 48  # a number is kept
+    assert resolve_pretrain_config("cpu", ["views.output_size=48", "views.output_size=null"]).views.output_size == 64

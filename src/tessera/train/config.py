@@ -52,6 +52,7 @@ STAGE_BRANCHES: dict[str, tuple[str, ...]] = {
     "two-stage": ("reconstruction", "contrastive"),
 }
 RECIPE_BRANCH = "recipe"
+FOLLOW_MODEL = None  # views.output_size sentinel: resize views to the model's input size
 RECIPES_DIR = PRESETS_DIR / "recipes"
 STAGE_INITS = ("exported", "teacher", "scratch")
 
@@ -245,7 +246,9 @@ class PretrainConfig:
     """Everything ``tessera pretrain`` needs; the resolved copy is written to ``RUN/config.yaml``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    views: ViewConfig = field(default_factory=ViewConfig)
+    # views.output_size None (the default here) = follow the model's input size, filled in by
+    # resolve_pretrain_config; a number written in a file or an override is kept as given.
+    views: ViewConfig = field(default_factory=lambda: ViewConfig(output_size=FOLLOW_MODEL))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # type: ignore[valid-type]
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -310,46 +313,37 @@ def resolve_source(source: str) -> Path:
     return path
 
 
-def _user_sets_output_size(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> bool:
-    """Whether the preset/YAML or an override names ``views.output_size`` explicitly."""
-    views = data.get("views") or {}
-    if isinstance(views, dict) and "output_size" in views:
-        return True
-    return any(parse_override(text)[0] == ["views", "output_size"] for text in overrides)
-
-
 def model_image_size(model_cfg: ModelConfig) -> int:
-    """The input size of the model a ModelConfig builds: ``image_size`` or its preset's."""
-    if model_cfg.image_size is not None:
-        return int(model_cfg.image_size)
-    from tessera.models.presets import MODEL_PRESETS
-
-    preset: dict[str, Any] = MODEL_PRESETS.get(model_cfg.preset, {})
-    if "image_size" not in preset:
-        raise ConfigError(f"config key 'model.preset': preset '{model_cfg.preset}' has no image_size")
-    return int(preset["image_size"])
+    """The input size of the model a ModelConfig builds (:meth:`ModelConfig.resolved_image_size`)."""
+    return model_cfg.resolved_image_size()
 
 
-def _load_source(path: Path, depth: int = 0) -> tuple[PretrainConfig, dict[str, Any]]:
+def follow_model(cfg: PretrainConfig) -> PretrainConfig:
+    """``cfg`` with ``views.output_size`` at :data:`FOLLOW_MODEL` replaced by the model's input size."""
+    if cfg.views.output_size is not FOLLOW_MODEL:
+        return cfg
+    return dataclasses.replace(cfg, views=dataclasses.replace(cfg.views, output_size=model_image_size(cfg.model)))
+
+
+def _load_source(path: Path, depth: int = 0) -> PretrainConfig:
     """The config of one YAML file; a top-level ``base: NAME`` (a preset or recipe) is loaded first and this
-    file applied on top. Errors name the file. Returns the config and the merged raw mapping."""
+    file applied on top. Errors name the file."""
     data = dict(load_yaml_source(str(path)))
-    cfg, merged = PretrainConfig(), {}
+    cfg = PretrainConfig()
     base = data.pop("base", None)
     if base is not None:
         if depth > 4 or not isinstance(base, str):
             raise ConfigError(f"{path}: config key 'base': expected a preset or recipe name (at most 4 levels)")
-        cfg, merged = _load_source(resolve_source(base), depth + 1)
+        cfg = _load_source(resolve_source(base), depth + 1)
     try:
         train = data.get("train")
         if isinstance(train, dict) and "branch" in train and "stages" not in train:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=()))  # the file's shorthand wins
         cfg = fill_stages(_merge(cfg, data))
-        _validate(cfg)
+        _validate(follow_model(cfg))  # judged at the size it would run at; the sentinel stays for later layers
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    views = {**(merged.get("views") or {}), **(data.get("views") or {})}
-    return cfg, {**merged, **data, "views": views}
+    return cfg
 
 
 def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> PretrainConfig:
@@ -369,22 +363,18 @@ def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> Pretrai
 
 
 def resolve_pretrain_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """Defaults -> preset/recipe/YAML -> overrides; the views' output size follows the model unless the user set it.
+    """Defaults -> preset/recipe/YAML -> overrides; ``views.output_size`` left at :data:`FOLLOW_MODEL` (None)
+    becomes the model's input size.
 
     Errors in the file are reported with its path and the full key (``recipes/x.yaml: config key
     'train.stages[1].objective': ...``)."""
-    cfg, data = PretrainConfig(), {}
-    if source:
-        path = resolve_source(source)
-        cfg, data = _load_source(path)
+    cfg = _load_source(resolve_source(source)) if source else PretrainConfig()
     keys = [parse_override(text)[0] for text in overrides]
     cfg = merge_overrides(cfg, overrides)
     cfg = fill_stages(cfg, branch_overridden=["train", "branch"] in keys and ["train", "stages"] not in keys)
     if ["train", "max_steps"] in keys and ["train", "epochs"] not in keys and cfg.train.epochs is not None:
         # An explicit step count wins over a preset's epoch count.
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=None))
-    if not _user_sets_output_size(data, overrides):
-        size = model_image_size(cfg.model)
-        cfg = dataclasses.replace(cfg, views=dataclasses.replace(cfg.views, output_size=size))
+    cfg = follow_model(cfg)
     _validate(cfg)
     return cfg

@@ -207,7 +207,7 @@ class NonEmptyConfig:
 class ViewConfig:
     """The full view recipe: geometry (seed 000 §6.1, §7.1) and augmentations (Table 3)."""
 
-    output_size: int = 224  # S: views are resized to the model input size
+    output_size: int | None = 224  # S: views are resized to the model input size (None in a pretrain config: follow it)
     regime: Literal["paper", "none"] = "paper"  # "none": plain resized crops (no augmentation), for ablations
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -233,7 +233,7 @@ class ViewConfig:
         """Every key of the view recipe; errors carry the full dotted key (``views.output_size``; ``prefix`` is
         "" for a ViewConfig resolved on its own)."""
         k = lambda name: _key(prefix, name)  # noqa: E731  (a one-letter key formatter keeps the checks on one line)
-        if self.output_size < 1:
+        if self.output_size is not None and self.output_size < 1:  # None: filled in from the model later
             raise ConfigError(f"config key '{k('output_size')}': must be >= 1")
         self.anchors.validate(k("anchors"))
         _check_prob(k("p_global"), self.p_global)
