@@ -147,7 +147,8 @@ def test_command_line_flags_are_merged_as_typed_values():
 def test_view_errors_carry_the_full_dotted_key():
     from tessera.train.config import resolve_pretrain_config
 
-    for override, key in (("views.output_size=0", "'views.output_size'"), ("views.mild.p_rot90=2", "'views.mild.p_rot90'"),
+    for override, key in (("views.output_size=0", "'views.output_size'"), ("views.mild.p_rot90=2",
+                                                                           "'views.mild.p_rot90'"),
                           ("views.multicrop.global_crops=0", "'views.multicrop.global_crops'"),
                           ("views.anchors.z_grid=0", "'views.anchors.z_grid'")):
         with pytest.raises(ConfigError, match=key):

@@ -39,7 +39,8 @@ def load_yaml_source(source: str) -> dict[str, Any]:
         path = PRESETS_DIR / f"{source}.yaml"
     if not path.exists():
         raise ConfigError(
-            f"config '{source}' is neither a preset ({', '.join(available_presets()) or 'none'}) nor an existing YAML file"
+            f"config '{source}' is neither a preset ({', '.join(available_presets()) or 'none'}) nor an existing YAML "
+            "file"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -81,7 +81,8 @@ def test_every_input_without_a_cutout_is_in_skipped_parquet(tmp_path, rng, monke
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    report = run_ingest([d, tmp_path / "missing.fits", str(tmp_path / "nothing_*.fits")], tmp_path / "store", CFG, progress=False)
+    report = run_ingest([d, tmp_path / "missing.fits", str(tmp_path / "nothing_*.fits")], tmp_path / "store", CFG,
+                        progress=False)
     skipped = _skipped(tmp_path / "store")
     assert skipped["allnan.fits"] == "no_cutouts"
     assert skipped["locked"] == "unreadable_dir"
@@ -114,7 +115,8 @@ def test_nan_fraction_threshold_keeps_lightly_blanked_cutouts(tmp_path, rng):
     assert store.manifest.loc[row, "raw_max"] == pytest.approx(float(np.nanmax(img[:64, :64])))
     with pytest.raises(TesseraError, match="store was built with"):  # a content setting: a store keeps one
         run_ingest([path], tmp_path / "s0", cfg, progress=False)
-    assert main(["ingest", str(path), "--out", str(tmp_path / "s2"), "--tile", "64", "max_nan_fraction=1.5", "--quiet"]) == 2
+    assert main(["ingest", str(path), "--out", str(tmp_path / "s2"), "--tile", "64", "max_nan_fraction=1.5",
+                 "--quiet"]) == 2
 
 
 def test_one_channel_count_per_store_and_gray_converts(tmp_path, rng):
@@ -203,7 +205,8 @@ def _alive(pid: int) -> bool:
 
 
 def _ingest_cmd(d: Path, store: Path, *extra: str, slow: str = "0") -> list[str]:
-    return [sys.executable, "-m", "tests.corpus._slow_ingest", slow, str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet", *extra]
+    return [sys.executable, "-m", "tests.corpus._slow_ingest", slow, str(d), "--out", str(store), "--tile", "64",
+            "--min-tile", "32", "--quiet", *extra]
 
 
 def _env() -> dict:
@@ -253,7 +256,8 @@ def test_overwrite_of_a_store_being_written_is_refused(tmp_path):
     store = tmp_path / "store"
     # Slow enough (6 inputs x 2 pauses x 1.5 s) that the second process starts long before the writer is done,
     # even on a loaded CI machine where starting Python takes seconds.
-    writer = subprocess.Popen(_ingest_cmd(d, store, slow="1.5"), env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = subprocess.Popen(_ingest_cmd(d, store, slow="1.5"), env=_env(), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (store / JOURNAL).exists():
         time.sleep(0.02)

@@ -76,7 +76,8 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
     assert 2 <= killed_at < 8
     assert not (store / "manifest.parquet").exists()  # the manifest is only written at the end
 
-    rerun = subprocess.run([sys.executable, "-m", "tessera.cli", "ingest", *args], env=env, cwd=REPO, capture_output=True, text=True)
+    rerun = subprocess.run([sys.executable, "-m", "tessera.cli", "ingest", *args], env=env, cwd=REPO,
+                           capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert _journal_lines(store) == 8  # each input recorded once
     _assert_same_store(store, reference)

@@ -15,7 +15,8 @@ def add_config_arguments(
         "--config", default=default, metavar="PRESET_OR_YAML",
         help=f"a preset name or a YAML file (default: {default_help or '%(default)s'})",
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides (dotted paths), e.g. {example}")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help=f"config overrides (dotted paths), e.g. {example}")
 
 
 def positive_int(text: str) -> int:
@@ -58,4 +59,6 @@ def check_figure_path(path: str) -> None:
 
     formats = sorted(Figure().canvas.get_supported_filetypes())
     if suffix not in formats:
-        raise TesseraError(f"--out {path}: not an image format matplotlib can write (use one of .{', .'.join(formats)})")
+        raise TesseraError(
+            f"--out {path}: not an image format matplotlib can write (use one of .{', .'.join(formats)})"
+        )

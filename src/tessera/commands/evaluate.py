@@ -36,14 +36,16 @@ def add_arguments(parser) -> None:
                         help="token norms, outliers, CLS-patch drift, effective rank, attention maps per model")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--resume", action="store_true", help="keep a non-empty output directory and reuse its feature cache")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep a non-empty output directory and reuse its feature cache")
     add_config_arguments(parser)
 
 
 def _summary_line(r: dict) -> str:
     for key in ("macro_f1", "r2"):
         if key in r:
-            return f"{r['model']} / {r['protocol']}: {key} {r[key]['mean']:.3f} ± {r[key]['std']:.3f} ({r['seconds']:.1f} s)"
+            return (f"{r['model']} / {r['protocol']}: {key} {r[key]['mean']:.3f} ± {r[key]['std']:.3f} "
+                    f"({r['seconds']:.1f} s)")
     return f"{r['model']} / {r['protocol']}: done ({r['seconds']:.1f} s)"
 
 

@@ -92,7 +92,8 @@ def run(args) -> int:
     if not Path(args.corpus).exists():
         raise TesseraError(f"{args.corpus}: corpus store not found (build one with `tessera ingest`)")
     tc = cfg.train
-    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images, seed=tc.seed) if tc.monitor_data else None
+    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images,
+                                seed=tc.seed) if tc.monitor_data else None
     run_dir = pretrain(cfg, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite, monitor=monitor)
     if is_main():  # one line from the whole torchrun job
         print(run_dir)

@@ -260,7 +260,8 @@ def _tile_centres_radec(wcs, boxes: list[tuple[int, int, int, int]]) -> tuple[np
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
-def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict, dropped: Counter) -> list[dict] | str:
+def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict,
+                dropped: Counter) -> list[dict] | str:
     """Tile, filter and normalize one plane; returns its manifest rows or the reason it yields none."""
     _, h, w = plane.data.shape
     boxes = plan_tiles(h, w, cfg.tile, cfg.effective_stride, cfg.min_tile)
@@ -411,7 +412,8 @@ def read_journal(store: Path) -> dict[str, dict]:
         kept.append(line)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        log.warning("tessera: warning: %s: dropped %d corrupt journal line(s) (line %s); their inputs are redone", path, len(bad), shown)
+        log.warning("tessera: warning: %s: dropped %d corrupt journal line(s) (line %s); their inputs are redone",
+                    path, len(bad), shown)
         with atomic_open(path) as fh:
             fh.write(b"".join(kept))
     elif torn:
@@ -463,7 +465,8 @@ def build_skipped(records: Iterable[dict], problems: Iterable[dict[str, str]] = 
     rows: list[dict] = []
     for rec in sorted(records, key=lambda r: r["path"]):
         if rec["status"] == "skipped":
-            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped", "detail": rec["reason"]})
+            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped",
+                         "detail": rec["reason"]})
         elif rec["tiles"] == 0:
             counts = ", ".join(f"{k} {v}" for k, v in rec["dropped"].items()) or "no tiles"
             rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "no_cutouts",
@@ -471,7 +474,8 @@ def build_skipped(records: Iterable[dict], problems: Iterable[dict[str, str]] = 
         for s in rec["plane_skips"]:
             rows.append({"path": rec["path"], **s})
     for item in sorted(problems, key=lambda p: p["path"]):
-        rows.append({"path": item["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": item["reason"], "detail": item["detail"]})
+        rows.append({"path": item["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": item["reason"],
+                     "detail": item["detail"]})
     return _frame(rows, SKIPPED_COLUMNS)
 
 
@@ -496,7 +500,8 @@ def summarize(records: dict[str, dict], problems: list[dict[str, str]], run: dic
         "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]
         + [{"path": p["path"], "reason": p["detail"]} for p in problems],
         "per_input": [
-            {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"], "planes": r["planes"]}
+            {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"],
+             "planes": r["planes"]}
             for r in sorted(records.values(), key=lambda r: r["path"])
         ],
         "run": run,
@@ -516,7 +521,8 @@ def store_channels(records: dict[str, dict], previous: set[str]) -> int | None:
     The majority (by inputs, then cutouts, then the smaller C) rather than the first input read, so one odd
     RGBA PNG among FITS never decides, and the answer does not depend on the order workers finish in.
     """
-    established = {c for p in previous if p in records and records[p]["status"] == "done" for c in _record_channels(records[p])}
+    established = {c for p in previous if p in records and records[p]["status"] == "done"
+                   for c in _record_channels(records[p])}
     if len(established) == 1:
         return established.pop()
     votes: Counter = Counter()
@@ -656,8 +662,10 @@ def _worker_init(parent: int) -> None:
 # ---------------------------------------------------------------- the job
 
 
-def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None], progress: bool):
-    """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion order."""
+def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None],
+               progress: bool):
+    """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion
+    order."""
     bar = progress_bar(total=len(tasks), desc="ingest", unit="file", disable=not progress, leave=False)
     try:
         if cfg.workers == 1 or len(tasks) <= 1:
@@ -696,7 +704,8 @@ def _enforce_one_channel_count(store: Path, records: dict[str, dict], previous: 
 
 
 def run_ingest(
-    inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False, progress: bool = True
+    inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False,
+    progress: bool = True
 ) -> dict:
     """Ingest ``inputs`` into the CutoutStore ``out`` (created, resumed or appended to); returns the report dict.
 

@@ -18,7 +18,8 @@ from tessera.errors import TesseraError
 
 
 class CutoutStore:
-    """``len(store)``; ``store[i] -> ((C, H, W) float32 in [0, 1], manifest row dict)``; ``get_array(i)``; ``manifest``."""
+    """``len(store)``; ``store[i] -> ((C, H, W) float32 in [0, 1], manifest row dict)``; ``get_array(i)``;
+    ``manifest``."""
 
     def __init__(self, path: str | Path):
         import pandas as pd

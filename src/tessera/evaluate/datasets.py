@@ -111,7 +111,8 @@ def collapse_replicated_channels(arr: np.ndarray) -> np.ndarray:
     """
     if arr.ndim == 2:
         return arr[None]
-    if arr.ndim == 3 and arr.shape[0] > 1 and all(np.array_equal(arr[0], arr[c], equal_nan=True) for c in range(1, arr.shape[0])):
+    if arr.ndim == 3 and arr.shape[0] > 1 and all(np.array_equal(arr[0], arr[c], equal_nan=True) for c in range(1,
+        arr.shape[0])):
         return arr[:1]
     if arr.ndim != 3:
         raise TesseraError(f"expected an image of shape (H, W) or (C, H, W), got {arr.shape}")
@@ -147,7 +148,8 @@ def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | N
     raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
     raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
     if max_nan_fraction is not None and nan_fraction(raw) > max_nan_fraction:
-        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than max_nan_fraction={max_nan_fraction}")
+        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than "
+                     f"max_nan_fraction={max_nan_fraction}")
     norm = zscale_normalize(raw)
     if is_blank(raw, norm):
         raise _Blank(BLANK_REASON)
@@ -294,7 +296,8 @@ def records_from_path(path: str | Path) -> list[Record]:
 
 
 def load_labeled(
-    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0, max_nan_fraction: float | None = None
+    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
+    max_nan_fraction: float | None = None
 ) -> LabeledSet:
     """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
     records = subset_records(records_from_path(path), max_per_class, seed)

@@ -31,7 +31,8 @@ def _retrieval_columns(result: dict) -> list[tuple[str, callable, bool]]:
     for direction, metrics in result.get("match_retrieval", {}).items():
         for key in ("recall@1", "recall@10", "median_rank"):
             if key in metrics:
-                cols.append((f"{direction} {key}", lambda r, d=direction, k=key: r["match_retrieval"][d].get(k), key != "median_rank"))
+                cols.append((f"{direction} {key}", lambda r, d=direction, k=key: r["match_retrieval"][d].get(k),
+                             key != "median_rank"))
     for key in result.get("label_retrieval", {}):
         cols.append((f"label {key}", lambda r, k=key: r["label_retrieval"].get(k), True))
     return cols
@@ -136,11 +137,13 @@ def confusion_figure(results: list[dict], path: str | Path) -> Path:
         ax.set_yticks(range(len(classes)), classes)
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", color="white" if pct[i, j] > 55 else "black")
+                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", color="white" if pct[i,
+                    j] > 55 else "black")
         ax.set_title(f"{r['model']}\nmacro-F1 {r['macro_f1']['mean']:.3f}", fontsize=9)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-    fig.suptitle(f"{results[0]['data']}: {results[0]['protocol']} (recall %, summed over {results[0]['folds']} folds)", fontsize=10)
+    fig.suptitle(f"{results[0]['data']}: {results[0]['protocol']} (recall %, summed over {results[0]['folds']} folds)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,6 +1,7 @@
 """Export the encoder as a Hugging Face directory (DESIGN §3.3).
 
-Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``save_pretrained``), ``preprocessor_config.json``
+Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``save_pretrained``),
+``preprocessor_config.json``
 (the input adapter's size/mean/std as an HF image processor), ``tessera.json`` (backbone kind, registers,
 adapter, readout, model config) and, with registers, ``tessera_registers.safetensors``. Registers live in
 their own file so a plain ``AutoModel.from_pretrained`` never silently runs a register model without them;

@@ -178,7 +178,8 @@ def _read(path: Path, map_location) -> dict[str, Any]:
     expected = state[INTEGRITY_KEY].get("sha256")
     actual = content_sha256(state)
     if actual != expected:
-        raise TesseraError(f"{path}: checkpoint is corrupt (SHA-256 {actual[:12]}... does not match the stored {str(expected)[:12]}...)")
+        raise TesseraError(f"{path}: checkpoint is corrupt (SHA-256 {actual[:12]}... does not match the stored "
+                           f"{str(expected)[:12]}...)")
     del state[INTEGRITY_KEY]
     return state
 

@@ -60,7 +60,8 @@ STAGE_INITS = ("exported", "teacher", "scratch")
 @dataclass
 class SeedObjectiveKeys:
     """Loss families and their weights (seed 000 §6-7, Eq. 2-16) and the temperature schedule (§8.2.4): the flat
-    keys of the two objectives of seed 000 (reconstruction, contrastive), kept as they were. Every other registered objective adds its own section
+    keys of the two objectives of seed 000 (reconstruction, contrastive), kept as they were. Every other registered
+    objective adds its own section
     (``objective.<name>``, its ``settings_cls``) to :data:`ObjectiveConfig`."""
 
     reconstruction: Literal["l2", "l2_l1", "l2_bl1"] = "l2"
@@ -82,7 +83,8 @@ class SeedObjectiveKeys:
                 raise ConfigError(f"config key 'objective.{key}': must be > 0, got {getattr(self, key)}")
         if not 0.0 <= self.temperature_warmup_fraction <= 1.0:
             raise ConfigError(
-                f"config key 'objective.temperature_warmup_fraction': must be in [0, 1], got {self.temperature_warmup_fraction}"
+                "config key 'objective.temperature_warmup_fraction': must be in [0, 1], got "
+                f"{self.temperature_warmup_fraction}"
             )
         for key in ("l1_weight", "bl1_weight", "beta"):
             if getattr(self, key) < 0:
@@ -94,7 +96,8 @@ class SeedObjectiveKeys:
 
 
 def _objective_config_class() -> type:
-    """``ObjectiveConfig``: the keys of seed 000's objectives plus one section per registered objective that declares settings."""
+    """``ObjectiveConfig``: the keys of seed 000's objectives plus one section per registered objective that declares
+    settings."""
     sections = [
         (name, cls.settings_cls, field(default_factory=cls.settings_cls))
         for name, cls in OBJECTIVES.items()
@@ -208,7 +211,8 @@ class TrainConfig:
             if stage.max_steps is not None and stage.max_steps < 1:
                 raise ConfigError(f"config key '{stage_key}.max_steps': must be >= 1 or null, got {stage.max_steps}")
             if stage.init not in STAGE_INITS:
-                raise ConfigError(f"config key '{stage_key}.init': {stage.init!r} is not one of {', '.join(STAGE_INITS)}")
+                raise ConfigError(f"config key '{stage_key}.init': {stage.init!r} is not one of "
+                                  f"{', '.join(STAGE_INITS)}")
             for key in stage.overrides:
                 if key.split(".")[:2] in (["train", "stages"], ["train", "branch"]):
                     raise ConfigError(f"config key '{stage_key}.overrides.{key}': a stage cannot change the recipe")
@@ -263,7 +267,8 @@ class PretrainConfig:
             try:
                 objective.validate(stage_cfg)
             except ConfigError as exc:
-                raise ConfigError(f"train.stages[{i}] ({stage.objective}): {exc}" if stage.overrides or i else str(exc)) from None
+                message = f"train.stages[{i}] ({stage.objective}): {exc}" if stage.overrides or i else str(exc)
+                raise ConfigError(message) from None
             if i and stage.init == "teacher" and not previous.has_teacher:
                 raise ConfigError(f"config key 'train.stages[{i}].init': 'teacher' but stage {i - 1} "
                                   f"({previous.name}) has no EMA teacher")
@@ -357,7 +362,8 @@ def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> Pretrai
             return cfg  # validation names the bad branch
         return dataclasses.replace(cfg, train=dataclasses.replace(tc, stages=stages))
     if tuple(tc.stages) != expand_branch(tc.branch):
-        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)), RECIPE_BRANCH)
+        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)),
+                         RECIPE_BRANCH)
         return dataclasses.replace(cfg, train=dataclasses.replace(tc, branch=shorthand))
     return cfg
 

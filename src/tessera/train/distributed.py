@@ -51,9 +51,12 @@ def setup_distributed(device: str = "auto") -> DistInfo:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ConfigError(f"config key 'train.device': {device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+            raise ConfigError(
+                f"config key 'train.device': {device!r} is not a device (auto, cpu, cuda or cuda:N)"
+            ) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"config key 'train.device': {device!r}, but CUDA is not available on this machine (use auto or cpu)")
+            raise ConfigError(f"config key 'train.device': {device!r}, but CUDA is not available on this machine (use "
+                              "auto or cpu)")
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":
@@ -65,7 +68,8 @@ def setup_distributed(device: str = "auto") -> DistInfo:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
         initialized_here = True
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, initialized_here=initialized_here)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev,
+                    initialized_here=initialized_here)
 
 
 def cleanup_distributed(info: DistInfo) -> None:

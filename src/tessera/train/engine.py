@@ -205,7 +205,8 @@ class StageTrainer:
                            steps_per_epoch=self.sampler.per_epoch // self.accum or 1)
 
     def forward_loss(self, views, step: int, micro: int) -> StepResult:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
             return self.objective.step(self.model, views, self.context(step, micro))
 
     def train_step(self, step: int) -> dict[str, float]:

@@ -52,7 +52,8 @@ class MetricsLogger:
             step = int(record.get("global_step", record.get("step", 0)))
             stage = record.get("stage", "train")
             for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "global_step"):
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step",
+                    "global_step"):
                     self.writer.add_scalar(f"{stage}/{key}", value, step)
 
     def close(self) -> None:

@@ -60,7 +60,8 @@ class AnchorConfig:
     def validate(self, prefix: str = "views.anchors") -> None:
         known = anchor_strategies()
         if self.strategy not in known:
-            raise ConfigError(f"config key '{_key(prefix, 'strategy')}': {self.strategy!r} is not one of {', '.join(known)}")
+            raise ConfigError(f"config key '{_key(prefix, 'strategy')}': {self.strategy!r} is not one of "
+                              f"{', '.join(known)}")
         for name in ("z_grid", "z_top_k", "mean_grid", "mean_top_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config key '{_key(prefix, name)}': must be >= 1")
