@@ -129,3 +129,37 @@ def test_saved_config_round_trips(tmp_path):
     save_config(cfg, tmp_path)
     assert (tmp_path / "config.yaml").exists()
     assert load_saved_config(Toy, tmp_path) == cfg
+
+
+def test_command_line_flags_are_merged_as_typed_values():
+    from tessera.corpus.config import IngestConfig
+
+    # "on" and "null" are YAML booleans/None when round-tripped through key=value text; as flags they stay strings.
+    for text in ("on", "null", "3"):
+        cfg = resolve_config(IngestConfig, values={"source": text})
+        assert cfg.source == text
+    cfg = resolve_config(IngestConfig, overrides=["tile=128"], values={"tile": None, "stride": 64})
+    assert (cfg.tile, cfg.stride) == (128, 64)  # None = flag not given; flags apply after the overrides
+    with pytest.raises(ConfigError, match="config key 'tile'"):
+        resolve_config(IngestConfig, values={"tile": "big"})
+
+
+def test_view_errors_carry_the_full_dotted_key():
+    from tessera.train.config import resolve_pretrain_config
+
+    for override, key in (("views.output_size=0", "'views.output_size'"), ("views.mild.p_rot90=2",
+                                                                           "'views.mild.p_rot90'"),
+                          ("views.multicrop.global_crops=0", "'views.multicrop.global_crops'"),
+                          ("views.anchors.z_grid=0", "'views.anchors.z_grid'")):
+        with pytest.raises(ConfigError, match=key):
+            resolve_pretrain_config("cpu", [override])
+
+
+def test_view_size_follows_the_model_through_an_explicit_sentinel():
+    from tessera.train.config import FOLLOW_MODEL, PretrainConfig, resolve_pretrain_config
+
+    assert PretrainConfig().views.output_size is FOLLOW_MODEL
+    small = resolve_pretrain_config("cpu", ["model.preset=vit_micro_patch8_32"])
+    assert small.views.output_size == 32  # the preset's model changed: the views follow it
+    assert resolve_pretrain_config("cpu", ["views.output_size=48"]).views.output_size == 48  # a number is kept
+    assert resolve_pretrain_config("cpu", ["views.output_size=48", "views.output_size=null"]).views.output_size == 64

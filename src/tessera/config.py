@@ -11,6 +11,7 @@ a preset file may hold several sections, and a command reads only the section it
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from tessera.errors import ConfigError
+from tessera.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -37,7 +39,8 @@ def load_yaml_source(source: str) -> dict[str, Any]:
         path = PRESETS_DIR / f"{source}.yaml"
     if not path.exists():
         raise ConfigError(
-            f"config '{source}' is neither a preset ({', '.join(available_presets()) or 'none'}) nor an existing YAML file"
+            f"config '{source}' is neither a preset ({', '.join(available_presets()) or 'none'}) nor an existing YAML "
+            "file"
         )
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -177,34 +180,63 @@ def _merge(obj: T, data: dict[str, Any], prefix: str = "") -> T:
     return dataclasses.replace(obj, **values)
 
 
-def _validate(obj: Any) -> None:
-    # Validation runs once the layers are all applied, so a combination reached in several overrides
-    # (e.g. size=50 before pixel_scale=3) is judged as a whole. Nested sections are checked first.
+def _validate(obj: Any, key: str = "") -> None:
+    """Run every ``validate`` of a config tree, nested sections first.
+
+    Validation runs once the layers are all applied, so a combination reached in several overrides (e.g.
+    size=50 before pixel_scale=3) is judged as a whole. A section whose ``validate`` takes an argument gets its
+    full dotted key (``views.mild``), so its errors name ``views.mild.p_rot90``, never a bare ``p_rot90``.
+    """
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
         if dataclasses.is_dataclass(value):
-            _validate(value)
+            _validate(value, f"{key}.{field.name}" if key else field.name)
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        validate()
+        if inspect.signature(validate).parameters:
+            validate(key)
+        else:
+            validate()
 
 
-def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
-    """Apply ``key.path=value`` strings to a dataclass config, checking keys and types."""
+def _nested(path: list[str], value: Any) -> dict[str, Any]:
+    """``["a", "b"], v`` -> ``{"a": {"b": v}}``."""
+    nested: Any = value
+    for part in reversed(path):
+        nested = {part: nested}
+    return nested
+
+
+def merge_overrides(obj: T, overrides: list[str] | tuple[str, ...]) -> T:
+    """Apply ``key.path=value`` strings (values parsed as YAML) to a dataclass config, checking keys and types;
+    no validation (the caller validates once every layer is applied)."""
     for text in overrides:
-        path, value = parse_override(text)
-        nested: Any = value
-        for part in reversed(path):
-            nested = {part: nested}
-        obj = _merge(obj, nested)
+        obj = _merge(obj, _nested(*parse_override(text)))
+    return obj
+
+
+def merge_values(obj: T, values: dict[str, Any] | None) -> T:
+    """Apply ``{"key.path": value}`` typed values (command-line flags) without a YAML round trip, so
+    ``--source on`` stays the string "on"; None values are skipped (flag not given). No validation."""
+    for key, value in (values or {}).items():
+        if value is not None:
+            obj = _merge(obj, _nested(key.split("."), value))
+    return obj
+
+
+def apply_overrides(obj: T, overrides: list[str] | tuple[str, ...], values: dict[str, Any] | None = None) -> T:
+    """Apply ``key.path=value`` strings, then typed ``values``, to a dataclass config; validate the result."""
+    obj = merge_values(merge_overrides(obj, overrides), values)
     _validate(obj)
     return obj
 
 
 def resolve_config(
-    cls: type[T], source: str | None = None, overrides: list[str] | tuple[str, ...] = (), section: str | None = None
+    cls: type[T], source: str | None = None, overrides: list[str] | tuple[str, ...] = (), section: str | None = None,
+    values: dict[str, Any] | None = None,
 ) -> T:
-    """Defaults of ``cls`` -> preset/YAML ``source`` (its ``section`` if present) -> ``overrides``."""
+    """Defaults of ``cls`` -> preset/YAML ``source`` (its ``section`` if present) -> ``overrides`` -> typed
+    ``values`` (the command's own flags, :func:`merge_values`)."""
     obj = cls()
     if source:
         data = load_yaml_source(source)
@@ -214,7 +246,7 @@ def resolve_config(
             # A multi-section preset without this command's section contributes nothing to it.
             data = {}
         obj = _merge(obj, data)
-    return apply_overrides(obj, overrides)
+    return apply_overrides(obj, overrides, values)
 
 
 def to_dict(obj: Any) -> Any:
@@ -235,8 +267,7 @@ def save_config(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / "config.yaml"
-    path.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
-    return path
+    return atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
 
 
 def load_saved_config(cls: type[T], path: str | Path) -> T:

@@ -194,7 +194,7 @@ def write_report(out: Path, steps: list[tuple[str, list[str]]], timings: list[fl
     lines = ["# tessera demo report", "", "## Transfer evaluation (simulated FRI/FRII/Compact/Bent morphologies)", ""]
     lines += ["Strict protocol of seed 000 §9 (frozen encoder, mean-pooled patch tokens, one linear layer; k-NN):", ""]
     lines += [(evaluation / "comparison.md").read_text().strip(), ""]
-    lines += ["The same features z-scored with each training fold's statistics (not the seed's protocol):", ""]
+    lines += ["The same features z-scored with each training fold's statistics (not seed 000's protocol):", ""]
     lines += [(out / "eval_standardized" / "comparison.md").read_text().strip(), ""]
     lines += ["Random init is the same architecture with untrained weights: the floor pretraining must beat. "
               "Differences smaller than the fold std are noise.", ""]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import warnings
 
 import h5py
@@ -54,7 +53,8 @@ def test_fits_every_image_hdu_and_malformed_products(tmp_path, rng):
     a, b = sky(rng, 20, 20), sky(rng, 24, 24)
     table = fits.BinTableHDU.from_columns([fits.Column(name="x", format="E", array=np.arange(3.0))])
     path = tmp_path / "multi.fits"
-    fits.HDUList([fits.PrimaryHDU(a), fits.ImageHDU(b), table, fits.ImageHDU(), fits.ImageHDU(np.arange(5.0))]).writeto(path)
+    fits.HDUList([fits.PrimaryHDU(a), fits.ImageHDU(b), table, fits.ImageHDU(),
+                  fits.ImageHDU(np.arange(5.0))]).writeto(path)
     items = list(iter_planes(path))
     planes = [i for i in items if isinstance(i, Plane)]
     skips = [i for i in items if isinstance(i, PlaneSkip)]
@@ -118,10 +118,12 @@ def test_tiff_16bit_and_npy_and_hdf5(tmp_path, rng):
         f["strings2d"] = np.array([[b"a", b"b"], [b"c", b"d"]])
     items = list(iter_planes(tmp_path / "d.h5"))
     planes = [i for i in items if isinstance(i, Plane)]
-    assert [(p.dataset, p.plane, p.data.shape) for p in planes] == [("group/rgb", 0, (3, 12, 12)), ("group/rgb", 1, (3, 12, 12))] + [
+    assert [(p.dataset, p.plane, p.data.shape) for p in planes] == [("group/rgb", 0, (3, 12, 12)), ("group/rgb", 1, (3,
+        12, 12))] + [
         ("images", k, (1, 12, 14)) for k in range(5)
     ]
-    assert [(s.dataset, s.reason) for s in items if isinstance(s, PlaneSkip)] == [("names", "non_numeric"), ("strings2d", "non_numeric")]
+    assert [(s.dataset, s.reason) for s in items if isinstance(s, PlaneSkip)] == [("names", "non_numeric"),
+        ("strings2d", "non_numeric")]
     assert read_image(tmp_path / "d.h5").shape == (2 * 3, 12, 12)
 
 
@@ -154,3 +156,18 @@ def test_real_ska_fits_and_first_png(shared_data):
     png = next((shared_data / "first_radio_galaxies" / "FRI").glob("*.png"))
     img = read_image(png)
     assert img.shape == (300, 300) and img.max() <= 255 and img.min() >= 0
+
+
+def test_read_image_is_the_first_product_of_iter_planes(tmp_path, rng):
+    """One reader: read_image stacks the planes iter_planes gives for the first image product (ingest == evaluate)."""
+    cube = np.stack([sky(rng, 20, 22) for _ in range(3)])
+    fits_path = tmp_path / "two.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(cube), fits.ImageHDU(sky(rng, 8, 8))]).writeto(fits_path)
+    np.save(tmp_path / "nhwc.npy", rng.normal(size=(2, 10, 12, 3)).astype(np.float32))
+    for path in (fits_path, tmp_path / "nhwc.npy"):
+        planes = [p for p in iter_planes(path) if isinstance(p, Plane)]
+        first = [p.data for p in planes if (p.hdu, p.dataset) == (planes[0].hdu, planes[0].dataset)]
+        np.testing.assert_array_equal(read_image(path), np.concatenate(first))
+    assert read_image(fits_path, hdu=2).shape == (8, 8)
+    with pytest.raises(TesseraError, match="HDU 0"):
+        read_image(fits_path, hdu=0)  # an empty primary asked for by number is an error, not skipped

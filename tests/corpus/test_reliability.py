@@ -81,7 +81,8 @@ def test_every_input_without_a_cutout_is_in_skipped_parquet(tmp_path, rng, monke
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    report = run_ingest([d, tmp_path / "missing.fits", str(tmp_path / "nothing_*.fits")], tmp_path / "store", CFG, progress=False)
+    report = run_ingest([d, tmp_path / "missing.fits", str(tmp_path / "nothing_*.fits")], tmp_path / "store", CFG,
+                        progress=False)
     skipped = _skipped(tmp_path / "store")
     assert skipped["allnan.fits"] == "no_cutouts"
     assert skipped["locked"] == "unreadable_dir"
@@ -114,7 +115,8 @@ def test_nan_fraction_threshold_keeps_lightly_blanked_cutouts(tmp_path, rng):
     assert store.manifest.loc[row, "raw_max"] == pytest.approx(float(np.nanmax(img[:64, :64])))
     with pytest.raises(TesseraError, match="store was built with"):  # a content setting: a store keeps one
         run_ingest([path], tmp_path / "s0", cfg, progress=False)
-    assert main(["ingest", str(path), "--out", str(tmp_path / "s2"), "--tile", "64", "max_nan_fraction=1.5", "--quiet"]) == 2
+    assert main(["ingest", str(path), "--out", str(tmp_path / "s2"), "--tile", "64", "max_nan_fraction=1.5",
+                 "--quiet"]) == 2
 
 
 def test_one_channel_count_per_store_and_gray_converts(tmp_path, rng):
@@ -202,15 +204,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _ingest_cmd(d: Path, store: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "tessera.cli", "ingest", str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet", *extra]
+def _ingest_cmd(d: Path, store: Path, *extra: str, slow: str = "0") -> list[str]:
+    return [sys.executable, "-m", "tests.corpus._slow_ingest", slow, str(d), "--out", str(store), "--tile", "64",
+            "--min-tile", "32", "--quiet", *extra]
 
 
-def _env(slow: str) -> dict:
+def _env() -> dict:
     import tessera
 
     src = str(Path(tessera.__file__).resolve().parents[1])  # the tessera under test, in the child too
-    return {**os.environ, "TESSERA_INGEST_SLOW": slow, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
 
 
 def _inputs(tmp_path: Path, n: int) -> Path:
@@ -226,7 +229,7 @@ def _inputs(tmp_path: Path, n: int) -> Path:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_workers_die_with_a_sigkilled_parent(tmp_path):
     d = _inputs(tmp_path, 6)
-    proc = subprocess.Popen(_ingest_cmd(d, tmp_path / "store", "--workers", "2"), env=_env("0.5"), cwd=REPO,
+    proc = subprocess.Popen(_ingest_cmd(d, tmp_path / "store", "--workers", "2", slow="0.5"), env=_env(), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     workers: list[int] = []
@@ -253,12 +256,13 @@ def test_overwrite_of_a_store_being_written_is_refused(tmp_path):
     store = tmp_path / "store"
     # Slow enough (6 inputs x 2 pauses x 1.5 s) that the second process starts long before the writer is done,
     # even on a loaded CI machine where starting Python takes seconds.
-    writer = subprocess.Popen(_ingest_cmd(d, store), env=_env("1.5"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    writer = subprocess.Popen(_ingest_cmd(d, store, slow="1.5"), env=_env(), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (store / JOURNAL).exists():
         time.sleep(0.02)
     assert writer.poll() is None
-    second = subprocess.run(_ingest_cmd(d, store, "--overwrite"), env=_env("0"), cwd=REPO, capture_output=True, text=True)
+    second = subprocess.run(_ingest_cmd(d, store, "--overwrite"), env=_env(), cwd=REPO, capture_output=True, text=True)
     assert second.returncode == 2 and "another ingest" in second.stderr
     out, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err

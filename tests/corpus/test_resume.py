@@ -58,8 +58,9 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
     run_ingest([d], reference, cfg, progress=False)
 
     store = tmp_path / "store"
-    cmd = [sys.executable, "-m", "tessera.cli", "ingest", str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet"]
-    env = {**os.environ, "TESSERA_INGEST_SLOW": "0.4", "OMP_NUM_THREADS": "1"}
+    args = [str(d), "--out", str(store), "--tile", "64", "--min-tile", "32", "--quiet"]
+    cmd = [sys.executable, "-m", "tests.corpus._slow_ingest", "0.4", *args]  # slowed journal writes (test hook)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Kill in the window where an input's shards are durable but its journal record is not yet written.
     deadline = time.monotonic() + 60
@@ -75,7 +76,8 @@ def test_sigkill_midway_then_rerun_equals_uninterrupted(tmp_path):
     assert 2 <= killed_at < 8
     assert not (store / "manifest.parquet").exists()  # the manifest is only written at the end
 
-    rerun = subprocess.run(cmd, env={**env, "TESSERA_INGEST_SLOW": "0"}, cwd=REPO, capture_output=True, text=True)
+    rerun = subprocess.run([sys.executable, "-m", "tessera.cli", "ingest", *args], env=env, cwd=REPO,
+                           capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert _journal_lines(store) == 8  # each input recorded once
     _assert_same_store(store, reference)

@@ -8,7 +8,8 @@ import torch
 
 from tessera.train.checkpoint import latest_checkpoint, load_checkpoint
 from tessera.train.config import resolve_pretrain_config
-from tessera.train.engine import StopRequested, pretrain
+from tessera.train.engine import pretrain
+from tests.train._hooks import StopRequested, stop_at
 from tessera.train.logging import read_metrics
 
 MICRO = ["model.preset=vit_micro_patch8_32", "train.progress=false", "train.log_every=1",
@@ -90,7 +91,7 @@ def test_resume_is_exact_across_teacher_centre_and_momentum(blob_store, tmp_path
     cfg = cfg_for(objective, "train.max_steps=4")
     full = pretrain(cfg, blob_store, tmp_path / "full")
     with pytest.raises(StopRequested):
-        pretrain(cfg, blob_store, tmp_path / "cut", stop_after_step=2)
+        pretrain(cfg, blob_store, tmp_path / "cut", after_step=stop_at(2))
     resumed = pretrain(cfg, blob_store, tmp_path / "cut", resume=True)
     a = load_checkpoint(latest_checkpoint(full / "checkpoints"))
     b = load_checkpoint(latest_checkpoint(resumed / "checkpoints"))

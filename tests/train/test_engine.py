@@ -10,7 +10,8 @@ import torch
 
 from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from tessera.train.config import resolve_pretrain_config
-from tessera.train.engine import StepSampler, StopRequested, pretrain
+from tessera.train.engine import StepSampler, pretrain
+from tests.train._hooks import StopRequested, stop_at
 from tessera.train.logging import read_metrics
 from tessera.train.monitors import NonFiniteLossError
 
@@ -62,7 +63,8 @@ def test_two_stage_run_layout_and_encoder_hand_over(blob_store, tmp_path):
 
     cfg = micro_cfg("train.max_steps=3")
     spec = StageSpec(1, "contrastive", tmp_path / "s2", step_offset=3, max_steps=3)
-    trainer = StageTrainer(cfg, spec, CutoutStore(blob_store), D.setup_distributed("cpu"), MetricsLogger([], enabled=False))
+    trainer = StageTrainer(cfg, spec, CutoutStore(blob_store), D.setup_distributed("cpu"), MetricsLogger([],
+        enabled=False))
     stage1 = final_model_state(run, "stage1_reconstruction")
     trainer.load_encoder_from(latest_checkpoint(run / "stage1_reconstruction" / "checkpoints"))
     own = trainer.model.state_dict()
@@ -84,7 +86,7 @@ def test_resume_reproduces_the_uninterrupted_run(blob_store, tmp_path, stop_afte
     cfg = micro_cfg("train.max_steps=3", "train.checkpoint_every=2", "train.effective_batch=16")
     full = pretrain(cfg, blob_store, tmp_path / "full")
     with pytest.raises(StopRequested):
-        pretrain(cfg, blob_store, tmp_path / "cut", stop_after_step=stop_after)
+        pretrain(cfg, blob_store, tmp_path / "cut", after_step=stop_at(stop_after))
     resumed = pretrain(cfg, blob_store, tmp_path / "cut", resume=True)
     a, b = final_model_state(full), final_model_state(resumed)
     assert a.keys() == b.keys()
@@ -130,7 +132,8 @@ def test_pretrain_command_on_real_first_images(first_store, tmp_path):
     from tessera.cli import main
 
     run = tmp_path / "run"
-    overrides = [o for o in MICRO if "progress" not in o] + ["train.branch=contrastive", "train.max_steps=2", "objective.temperature_warmup_fraction=0.5"]
+    overrides = [o for o in MICRO if "progress" not in o] + ["train.branch=contrastive", "train.max_steps=2",
+                                                             "objective.temperature_warmup_fraction=0.5"]
     code = main(["pretrain", "--config", "cpu", "--corpus", str(first_store), "--out", str(run), *overrides])
     assert code == 0
     records = read_metrics(run / "metrics.jsonl")

@@ -6,13 +6,17 @@ import argparse
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser, default: str | None = None, example: str = "section.key=value"
+    parser: argparse.ArgumentParser, default: str | None = None, example: str = "section.key=value",
+    default_help: str | None = None,
 ) -> None:
-    """``--config PRESET_OR_YAML`` and trailing ``key=value`` overrides (dotted paths)."""
+    """``--config PRESET_OR_YAML`` and trailing ``key=value`` overrides (dotted paths). ``default_help`` says what
+    a missing ``--config`` means when that is not the literal ``default`` (e.g. None resolved later)."""
     parser.add_argument(
-        "--config", default=default, metavar="PRESET_OR_YAML", help="a preset name or a YAML file (default: %(default)s)"
+        "--config", default=default, metavar="PRESET_OR_YAML",
+        help=f"a preset name or a YAML file (default: {default_help or '%(default)s'})",
     )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides (dotted paths), e.g. {example}")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help=f"config overrides (dotted paths), e.g. {example}")
 
 
 def positive_int(text: str) -> int:
@@ -55,4 +59,6 @@ def check_figure_path(path: str) -> None:
 
     formats = sorted(Figure().canvas.get_supported_filetypes())
     if suffix not in formats:
-        raise TesseraError(f"--out {path}: not an image format matplotlib can write (use one of .{', .'.join(formats)})")
+        raise TesseraError(
+            f"--out {path}: not an image format matplotlib can write (use one of .{', .'.join(formats)})"
+        )

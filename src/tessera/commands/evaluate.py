@@ -36,14 +36,16 @@ def add_arguments(parser) -> None:
                         help="token norms, outliers, CLS-patch drift, effective rank, attention maps per model")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--resume", action="store_true", help="keep a non-empty output directory and reuse its feature cache")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep a non-empty output directory and reuse its feature cache")
     add_config_arguments(parser)
 
 
 def _summary_line(r: dict) -> str:
     for key in ("macro_f1", "r2"):
         if key in r:
-            return f"{r['model']} / {r['protocol']}: {key} {r[key]['mean']:.3f} ± {r[key]['std']:.3f} ({r['seconds']:.1f} s)"
+            return (f"{r['model']} / {r['protocol']}: {key} {r[key]['mean']:.3f} ± {r[key]['std']:.3f} "
+                    f"({r['seconds']:.1f} s)")
     return f"{r['model']} / {r['protocol']}: done ({r['seconds']:.1f} s)"
 
 
@@ -56,17 +58,12 @@ def run(args) -> int:
     from tessera.outputs import check_out_vs_inputs
 
     check_out_vs_inputs(args.out, [args.data, args.data.split(":", 1)[-1]])  # a benchmark spec NAME:PATH reads PATH
-    overrides = list(args.overrides)
-    for key, value in (("folds", args.folds), ("seed", args.seed), ("layer", args.layer), ("target", args.target)):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    if args.layers == "all":
-        overrides.append("sweep_layers=true")
-    if args.label_efficiency:
-        overrides.append("label_efficiency.enabled=true")
-    if args.diagnostics:
-        overrides.append("diagnostics.enabled=true")
-    cfg = resolve_config(EvalConfig, args.config, overrides, section="evaluate")
+    # The flags are merged as typed values (``--target on`` stays the string "on"), after the key=value overrides.
+    flags = {"folds": args.folds, "seed": args.seed, "layer": args.layer, "target": args.target,
+             "sweep_layers": True if args.layers == "all" else None,
+             "label_efficiency.enabled": True if args.label_efficiency else None,
+             "diagnostics.enabled": True if args.diagnostics else None}
+    cfg = resolve_config(EvalConfig, args.config, list(args.overrides), section="evaluate", values=flags)
     results = run_evaluation(args.model, args.data, args.protocol or ["linear"], args.out, cfg,
                              overwrite=args.overwrite, resume=args.resume)
     for r in results:

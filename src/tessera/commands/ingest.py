@@ -22,13 +22,17 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, metavar="STORE", help="the cutout store directory (created or resumed)")
     parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default 512)")
     parser.add_argument("--stride", type=positive_int, help="tile stride (default: the tile size, no overlap)")
-    parser.add_argument("--min-tile", type=positive_int, help="keep inputs smaller than a tile whole if both sides are at least this (default 64)")
+    parser.add_argument("--min-tile", type=positive_int,
+                        help="keep inputs smaller than a tile whole if both sides are at least this (default 64)")
     parser.add_argument("--workers", type=positive_int, help="processes reading inputs in parallel (default 1)")
-    parser.add_argument("--source", help="survey/source name recorded in the manifest (default: the input's folder name)")
+    parser.add_argument("--source",
+                        help="survey/source name recorded in the manifest (default: the input's folder name)")
     parser.add_argument("--gray", action="store_true",
-                        help="convert color images to one luma channel (a store keeps one channel count; odd inputs are skipped)")
+                        help="convert color images to one luma channel (a store keeps one channel count; odd inputs "
+                        "are skipped)")
     parser.add_argument("--max-nan-fraction", type=float, metavar="F",
-                        help="keep tiles with at most this fraction of blanked (NaN) pixels (default 0: any NaN drops the tile)")
+                        help="keep tiles with at most this fraction of blanked (NaN) pixels (default 0: any NaN drops "
+                        "the tile)")
     parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     # The inputs are greedy, so key=value overrides land there; run() separates them.
@@ -59,7 +63,8 @@ def _print_summary(report: dict) -> None:
         lines.append("  kept tiles: " + ", ".join(f"{k} {v}" for k, v in kept.items()))
     lines += [
         f"  this run: {run['inputs_processed']} inputs processed, {run['inputs_already_done']} already done, "
-        f"{run['mb_read']} MB in {run['seconds']} s ({run['mb_per_s']} MB/s, {run['tiles_per_s']} tiles/s, {run['workers']} workers)",
+        f"{run['mb_read']} MB in {run['seconds']} s ({run['mb_per_s']} MB/s, {run['tiles_per_s']} tiles/s, "
+        f"{run['workers']} workers)",
     ]
     for item in report["skipped_inputs"][:10]:
         lines.append(f"  skipped: {item['reason']}")
@@ -75,12 +80,10 @@ def run(args) -> int:
 
     inputs, overrides = split_overrides(list(args.inputs))
     overrides = list(args.overrides or []) + overrides
-    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers, "source": args.source,
-             "max_nan_fraction": args.max_nan_fraction}
-    overrides += [f"{k}={v}" for k, v in flags.items() if v is not None]
-    if args.gray:
-        overrides.append("to_gray=true")
-    cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest")
+    # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
+    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers,
+             "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None}
+    cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest", values=flags)
     report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:
         _print_summary(report)

@@ -11,7 +11,7 @@ steps (metrics.jsonl `monitor_knn_macro_f1`, TensorBoard, the progress bar). Exa
   tessera pretrain --config cpu --corpus STORE --out runs/cpu
   tessera pretrain --config dino --corpus STORE --out runs/dino train.monitor_data=mirabest:data/MiraBest
   tessera pretrain --config paper --corpus STORE --out runs/paper train.branch=contrastive
-  tessera pretrain --config cpu --corpus STORE --out runs/cpu --resume
+  tessera pretrain --corpus STORE --out runs/cpu --resume      (reads runs/cpu/config.yaml)
 """
 
 from __future__ import annotations
@@ -74,24 +74,27 @@ def add_arguments(parser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue RUN exactly from its latest checkpoint")
     group.add_argument("--overwrite", action="store_true", help="replace an existing RUN")
-    add_config_arguments(parser, default="cpu", example="train.max_steps=100")
+    add_config_arguments(parser, default=None, example="train.max_steps=100",
+                         default_help="cpu; with --resume, RUN's own config.yaml")
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
+    from tessera.dist import is_main
     from tessera.errors import TesseraError
     from tessera.outputs import check_out_vs_inputs
-    from tessera.train.engine import pretrain, resolve_run_config
+    from tessera.train.engine import pretrain
+    from tessera.train.run import resolve_run_config
 
     check_out_vs_inputs(args.out, [args.corpus])  # --overwrite must never delete the corpus (issue 17)
     cfg = resolve_run_config(args.config, args.overrides, args.out, args.resume)
     if not Path(args.corpus).exists():
         raise TesseraError(f"{args.corpus}: corpus store not found (build one with `tessera ingest`)")
     tc = cfg.train
-    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images, seed=tc.seed) if tc.monitor_data else None
+    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images,
+                                seed=tc.seed) if tc.monitor_data else None
     run_dir = pretrain(cfg, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite, monitor=monitor)
-    if os.environ.get("RANK", "0") == "0":  # one line from the whole torchrun job
+    if is_main():  # one line from the whole torchrun job
         print(run_dir)
     return 0

@@ -27,7 +27,7 @@ def drop_reason(tile: np.ndarray, max_nan_fraction: float = 0.0) -> str | None:
     """Why a raw tile ``(C, H, W)`` is dropped, or None to keep it.
 
     Order matters for the counts: a tile with too many non-finite pixels is "nan_or_inf" even if the
-    rest is zero; an all-zero tile is "all_zero" rather than "constant" (the seed names both cases).
+    rest is zero; an all-zero tile is "all_zero" rather than "constant" (seed 000 names both cases).
     Zero/constant are judged on the finite pixels, so a kept tile with blanks is never constant.
     """
     finite = np.isfinite(tile)

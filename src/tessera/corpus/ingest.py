@@ -1,16 +1,9 @@
 """The ingest job: inputs -> planes -> tiles -> filters -> ZScale -> float16 shards + manifest.
 
-Store layout (DESIGN §3.2)::
-
-    STORE/
-      config.yaml        resolved IngestConfig
-      journal.jsonl      one JSON record per finished input (done or skipped), appended after its shards are durable
-      shards/<key>-<n>.npy   float16 (N, C, H, W) cutouts of one input (one shard per cutout shape, <= shard_size each)
-      manifest.parquet   one row per cutout, rebuilt deterministically from the journal (sorted by input path)
-      skipped.parquet    every input that yields no cutout (skipped, all tiles dropped, missing, unreadable
-                         directory, dead symlink, other channel count) and every malformed product inside an input
-      report.json        counts per reason and per input, and this run's throughput
-      .lock              the pid of the one ingest writing the store (taken before --overwrite wipes anything)
+The store's file names are defined in ``tessera.corpus.layout`` (DESIGN §3.2); the reader is
+``tessera.corpus.store``. ``skipped.parquet`` lists every input that yields no cutout (skipped, all tiles
+dropped, missing, unreadable directory, dead symlink, other channel count) and every malformed product
+inside an input; the manifest is sorted by input path.
 
 Resumability (seed 000 §3.4 "extensible" corpus): each input has a content key (absolute path + size +
 mtime). Shards are written to a temporary name, fsynced and renamed; the journal record follows only
@@ -41,22 +34,18 @@ import numpy as np
 
 from tessera.config import load_saved_config, save_config
 from tessera.corpus.config import IngestConfig
+from tessera.corpus.layout import CONFIG, JOURNAL, LOCK, MANIFEST, REPORT, SHARDS, SKIPPED
 from tessera.corpus.filters import DROP_REASONS, KEPT_REASONS, drop_reason, nan_fraction, pixel_stats
 from tessera.corpus.normalize import zscale_normalize
 from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
 from tessera.corpus.tiling import plan_tiles
 from tessera.errors import TesseraError
+from tessera.io import atomic_open, atomic_write_text, file_identity, fsync_dir, is_temp_name
 from tessera.outputs import check_out_vs_inputs, clear_directory
 from tessera.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-JOURNAL = "journal.jsonl"
-MANIFEST = "manifest.parquet"
-SKIPPED = "skipped.parquet"
-REPORT = "report.json"
-SHARDS = "shards"
-LOCK = ".lock"
 
 # Manifest columns in order, with their dtypes (fixed so that the parquet bytes are reproducible).
 MANIFEST_COLUMNS: dict[str, str] = {
@@ -201,30 +190,19 @@ def _walk_files(root: Path, problem: Callable[[str | Path, str, str], None], exc
 
 def content_key(path: Path) -> str:
     """A short hash of the absolute path, size and modification time: a changed file is a new input."""
-    st = path.stat()
-    text = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    # The "|"-joined text is kept as it was so the shard names of existing stores stay valid on re-run.
+    resolved, size, mtime_ns = file_identity(path)
+    text = f"{resolved}|{size}|{mtime_ns}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------- one input (runs in a worker)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_shard(shard_dir: Path, name: str, arr: np.ndarray) -> None:
     """Write ``arr`` (N, C, H, W) float16 as ``shard_dir/name`` atomically: temp file, fsync, rename."""
-    tmp = shard_dir / f".tmp-{os.getpid()}-{name}"
-    with open(tmp, "wb") as fh:
+    with atomic_open(shard_dir / name) as fh:
         np.save(fh, arr, allow_pickle=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, shard_dir / name)
 
 
 class _ShardBuffers:
@@ -282,7 +260,8 @@ def _tile_centres_radec(wcs, boxes: list[tuple[int, int, int, int]]) -> tuple[np
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
-def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict, dropped: Counter) -> list[dict] | str:
+def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict,
+                dropped: Counter) -> list[dict] | str:
     """Tile, filter and normalize one plane; returns its manifest rows or the reason it yields none."""
     _, h, w = plane.data.shape
     boxes = plan_tiles(h, w, cfg.tile, cfg.effective_stride, cfg.min_tile)
@@ -433,13 +412,10 @@ def read_journal(store: Path) -> dict[str, dict]:
         kept.append(line)
     if bad:
         shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
-        log.warning("tessera: warning: %s: dropped %d corrupt journal line(s) (line %s); their inputs are redone", path, len(bad), shown)
-        tmp = store / f".tmp-{os.getpid()}-{JOURNAL}"
-        with open(tmp, "wb") as fh:
+        log.warning("tessera: warning: %s: dropped %d corrupt journal line(s) (line %s); their inputs are redone",
+                    path, len(bad), shown)
+        with atomic_open(path) as fh:
             fh.write(b"".join(kept))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     elif torn:
         with open(path, "r+b") as fh:
             fh.truncate(sum(len(x) for x in kept))
@@ -466,9 +442,8 @@ def _frame(rows: list[dict], columns: dict[str, str]):
 
 
 def _write_parquet(frame, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        frame.to_parquet(fh, index=False, engine="pyarrow", compression="zstd")
 
 
 def build_manifest(records: Iterable[dict]):
@@ -490,7 +465,8 @@ def build_skipped(records: Iterable[dict], problems: Iterable[dict[str, str]] = 
     rows: list[dict] = []
     for rec in sorted(records, key=lambda r: r["path"]):
         if rec["status"] == "skipped":
-            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped", "detail": rec["reason"]})
+            rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "input_skipped",
+                         "detail": rec["reason"]})
         elif rec["tiles"] == 0:
             counts = ", ".join(f"{k} {v}" for k, v in rec["dropped"].items()) or "no tiles"
             rows.append({"path": rec["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": "no_cutouts",
@@ -498,7 +474,8 @@ def build_skipped(records: Iterable[dict], problems: Iterable[dict[str, str]] = 
         for s in rec["plane_skips"]:
             rows.append({"path": rec["path"], **s})
     for item in sorted(problems, key=lambda p: p["path"]):
-        rows.append({"path": item["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": item["reason"], "detail": item["detail"]})
+        rows.append({"path": item["path"], "hdu": -1, "dataset": "", "plane": -1, "reason": item["reason"],
+                     "detail": item["detail"]})
     return _frame(rows, SKIPPED_COLUMNS)
 
 
@@ -523,7 +500,8 @@ def summarize(records: dict[str, dict], problems: list[dict[str, str]], run: dic
         "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]
         + [{"path": p["path"], "reason": p["detail"]} for p in problems],
         "per_input": [
-            {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"], "planes": r["planes"]}
+            {"path": r["path"], "status": r["status"], "tiles": r["tiles"], "dropped": r["dropped"],
+             "planes": r["planes"]}
             for r in sorted(records.values(), key=lambda r: r["path"])
         ],
         "run": run,
@@ -543,7 +521,8 @@ def store_channels(records: dict[str, dict], previous: set[str]) -> int | None:
     The majority (by inputs, then cutouts, then the smaller C) rather than the first input read, so one odd
     RGBA PNG among FITS never decides, and the answer does not depend on the order workers finish in.
     """
-    established = {c for p in previous if p in records and records[p]["status"] == "done" for c in _record_channels(records[p])}
+    established = {c for p in previous if p in records and records[p]["status"] == "done"
+                   for c in _record_channels(records[p])}
     if len(established) == 1:
         return established.pop()
     votes: Counter = Counter()
@@ -611,7 +590,7 @@ def open_store_for_writing(out: Path, cfg: IngestConfig, overwrite: bool) -> tup
     """
     if out.exists() and not out.is_dir():
         raise TesseraError(f"{out}: exists and is not a directory")
-    is_store = (out / JOURNAL).exists() or (out / "config.yaml").exists()
+    is_store = (out / JOURNAL).exists() or (out / CONFIG).exists()
     if out.is_dir() and any(out.iterdir()) and not is_store and not overwrite:
         raise TesseraError(f"{out}: output directory exists and is not empty (pass --overwrite to replace it)")
     out.mkdir(parents=True, exist_ok=True)
@@ -619,7 +598,7 @@ def open_store_for_writing(out: Path, cfg: IngestConfig, overwrite: bool) -> tup
     try:
         if overwrite:
             clear_directory(out, keep=[LOCK])
-        elif is_store and (out / "config.yaml").exists():
+        elif is_store and (out / CONFIG).exists():
             saved = load_saved_config(IngestConfig, out)
             if saved.content_settings() != cfg.content_settings():
                 raise TesseraError(
@@ -637,10 +616,11 @@ def _clean_store(store: Path, records: dict[str, dict]) -> None:
     """Remove temp files of killed runs and shards no current record refers to (e.g. of a changed input)."""
     referenced = {name for r in records.values() if r["status"] == "done" for name in r["shards"]}
     for item in (store / SHARDS).iterdir():
-        if item.name.startswith(".tmp-") or (item.suffix == ".npy" and item.name not in referenced):
+        if is_temp_name(item.name) or (item.suffix == ".npy" and item.name not in referenced):
             item.unlink()
-    for item in store.glob(".tmp-*"):
-        item.unlink()
+    for item in store.iterdir():
+        if is_temp_name(item.name) and item.is_file():
+            item.unlink()
 
 
 def finalize_store(store: Path, records: dict[str, dict], problems: Iterable[dict[str, str]] = ()) -> None:
@@ -682,16 +662,10 @@ def _worker_init(parent: int) -> None:
 # ---------------------------------------------------------------- the job
 
 
-def _slow_hook() -> float:
-    """Test hook: seconds to pause around each journal write (TESSERA_INGEST_SLOW), to make kill tests reliable."""
-    try:
-        return float(os.environ.get("TESSERA_INGEST_SLOW", "0") or 0)
-    except ValueError:
-        return 0.0
-
-
-def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None], progress: bool):
-    """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion order."""
+def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None],
+               progress: bool):
+    """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion
+    order."""
     bar = progress_bar(total=len(tasks), desc="ingest", unit="file", disable=not progress, leave=False)
     try:
         if cfg.workers == 1 or len(tasks) <= 1:
@@ -730,7 +704,8 @@ def _enforce_one_channel_count(store: Path, records: dict[str, dict], previous: 
 
 
 def run_ingest(
-    inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False, progress: bool = True
+    inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False,
+    progress: bool = True
 ) -> dict:
     """Ingest ``inputs`` into the CutoutStore ``out`` (created, resumed or appended to); returns the report dict.
 
@@ -758,24 +733,19 @@ def run_ingest(
                 continue  # finished in an earlier run
             tasks.append((str(path), key, cfg.source or default_source))
         previous -= {t[0] for t in tasks}
-        slow = _slow_hook()
         stats = {"bytes": 0, "tiles": 0}
 
         def on_record(record: dict) -> None:
-            if slow:
-                time.sleep(slow / 2)
             append_journal(store, record)
             records[record["path"]] = record
             stats["bytes"] += record["size"]
             stats["tiles"] += record["tiles"]
-            if slow:
-                time.sleep(slow / 2)
 
         start = time.perf_counter()
         _run_tasks(tasks, cfg, store, on_record, progress)
         seconds = time.perf_counter() - start
         _enforce_one_channel_count(store, records, previous)
-        _fsync_dir(store / SHARDS)
+        fsync_dir(store / SHARDS)
         _clean_store(store, records)
         finalize_store(store, records, problems)
         run = {
@@ -789,9 +759,7 @@ def run_ingest(
         }
         report = summarize(records, problems, run)
         report["store"] = str(store)
-        tmp = store / f".tmp-{os.getpid()}-{REPORT}"
-        tmp.write_text(json.dumps(report, indent=2, allow_nan=True))
-        os.replace(tmp, store / REPORT)
+        atomic_write_text(store / REPORT, json.dumps(report, indent=2, allow_nan=True))
     finally:
         lock.unlink(missing_ok=True)
     this_run = [records[str(p)] for p, _ in files if str(p) in records]

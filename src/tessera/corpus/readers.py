@@ -1,8 +1,9 @@
 """Readers: FITS HDUs and cubes, ordinary images (PNG/JPEG/TIFF, 8/16-bit) and arrays (.npy, HDF5).
 
-Two entry points:
+One reader, two entry points:
 
-- :func:`read_image` returns ONE raw image (the contract other packages use for labeled data).
+- :func:`read_image` returns ONE raw image (the contract other packages use for labeled data): the planes
+  of the first image product of :func:`iter_planes`, stacked along C.
 - :func:`iter_planes` yields every 2D plane of a file for ingestion (seed 000 §3.1: "When the input
   product is a cube, we iterate over its leading axes and extract cutouts from each 2D plane"),
   with its provenance (HDU, HDF5 dataset, plane index) and celestial WCS, plus a :class:`PlaneSkip`
@@ -230,11 +231,22 @@ def _leading_planes(data: np.ndarray) -> tuple[np.ndarray, int] | str:
     return squeezed.reshape(n, *squeezed.shape[-2:]), n
 
 
-def _iter_fits_planes(path: str | Path) -> Iterator[Plane | PlaneSkip]:
+def _requested_hdus(path: str | Path, hdul, hdu: int | None) -> range | list[int]:
+    """All HDU indices, or ``[hdu]`` after checking that it exists and is an image HDU."""
+    if hdu is None:
+        return range(len(hdul))
+    if hdu < 0 or hdu >= len(hdul):
+        raise TesseraError(f"{path}: has no HDU {hdu} (it has {len(hdul)})")
+    if not _is_image_hdu(hdul[hdu]):
+        raise TesseraError(f"{path}: HDU {hdu} is not an image HDU")
+    return [hdu]
+
+
+def _iter_fits_planes(path: str | Path, only_hdu: int | None = None) -> Iterator[Plane | PlaneSkip]:
     hdul = _fits_open(path)
     try:
         n_hdus = len(hdul)
-        for index in range(n_hdus):
+        for index in _requested_hdus(path, hdul, only_hdu):
             hdu = hdul[index]
             if not _is_image_hdu(hdu):
                 continue
@@ -245,7 +257,7 @@ def _iter_fits_planes(path: str | Path) -> Iterator[Plane | PlaneSkip]:
                 continue
             if data is None:
                 # An empty primary HDU in front of extensions is normal; it is not an input problem.
-                if index == 0 and n_hdus > 1:
+                if index == 0 and n_hdus > 1 and only_hdu is None:
                     continue
                 yield PlaneSkip("no_data", "HDU has no data array", hdu=index)
                 continue
@@ -406,17 +418,21 @@ def _iter_hdf5_planes(path: str | Path) -> Iterator[Plane | PlaneSkip]:
 # ---------------------------------------------------------------- public API
 
 
-def iter_planes(path: str | Path, to_gray: bool = False, fmt: str | None = None) -> Iterator[Plane | PlaneSkip]:
-    """Every 2D image of ``path`` as :class:`Plane` ``(C, H, W)`` float32, and a :class:`PlaneSkip` per malformed product.
+def iter_planes(
+    path: str | Path, to_gray: bool = False, fmt: str | None = None, hdu: int | None = None
+) -> Iterator[Plane | PlaneSkip]:
+    """Every 2D image of ``path`` as :class:`Plane` ``(C, H, W)`` float32, and a :class:`PlaneSkip` per
+    malformed product.
 
-    Raises TesseraError when the file cannot be opened or its format is unknown. Color images keep
-    their channels (C = 3) unless ``to_gray``; a gray image saved with 3 identical channels becomes C = 1.
+    Raises TesseraError when the file cannot be opened or its format is unknown, or when ``hdu`` (FITS only:
+    read that HDU alone) does not exist or is not an image HDU. Color images keep their channels (C = 3)
+    unless ``to_gray``; a gray image saved with 3 identical channels becomes C = 1.
     """
     fmt = fmt or detect_format(path)
     if fmt is None:
         raise TesseraError(f"{path}: not a supported format (FITS, PNG, JPEG, TIFF, NPY, HDF5)")
     if fmt == "fits":
-        yield from _iter_fits_planes(path)
+        yield from _iter_fits_planes(path, hdu)
         return
     if fmt == "hdf5":
         source: Iterator[Plane | PlaneSkip] = _iter_hdf5_planes(path)
@@ -434,93 +450,33 @@ def iter_planes(path: str | Path, to_gray: bool = False, fmt: str | None = None)
         yield item
 
 
-def _fits_read_one(path: str | Path, hdu: int | None) -> np.ndarray:
-    hdul = _fits_open(path)
-    try:
-        indices = [hdu] if hdu is not None else range(len(hdul))
-        for index in indices:
-            if index < 0 or index >= len(hdul):
-                raise TesseraError(f"{path}: has no HDU {index} (it has {len(hdul)})")
-            h = hdul[index]
-            if not _is_image_hdu(h):
-                if hdu is not None:
-                    raise TesseraError(f"{path}: HDU {index} is not an image HDU")
-                continue
-            try:
-                data = _fits_hdu_array(h, path, index)
-            except Exception as exc:
-                raise _unreadable(path, exc) from exc
-            if data is None or data.size == 0:
-                if hdu is not None:
-                    raise TesseraError(f"{path}: HDU {index} has no data")
-                continue
-            why = _check_numeric(data.dtype)
-            if why is not None:
-                raise TesseraError(f"{path}: HDU {index} is not numeric ({why})")
-            squeezed = np.squeeze(data)
-            if squeezed.ndim < 2:
-                raise TesseraError(f"{path}: HDU {index} is not an image (shape {data.shape})")
-            if squeezed.ndim > 3:
-                squeezed = squeezed.reshape(-1, *squeezed.shape[-2:])
-            try:
-                return np.array(squeezed, dtype=np.float32)
-            except Exception as exc:
-                raise _unreadable(path, exc) from exc
-        raise TesseraError(f"{path}: no image HDU with data")
-    finally:
-        hdul.close()
-
-
-def _array_read_one(arr, path: str | Path) -> np.ndarray:
-    """A whole array as one image: ``(H, W)`` or ``(C, H, W)`` (channels-last color transposed)."""
-    why = _check_numeric(np.dtype(arr.dtype))
-    if why is not None:
-        raise TesseraError(f"{path}: not numeric ({why})")
-    shape = tuple(arr.shape)
-    if len(shape) < 2 or int(np.prod(shape)) == 0:
-        raise TesseraError(f"{path}: not an image (shape {shape})")
-    img = np.array(arr[...], dtype=np.float32)
-    if img.ndim == 3 and shape[-1] in (3, 4) and shape[0] > 4:
-        img = np.moveaxis(img, -1, 0)
-    if img.ndim > 3:
-        img = img.reshape(-1, *img.shape[-2:])
-    return img
-
-
 def read_image(path: str | Path, hdu: int | None = None) -> np.ndarray:
     """Read one raw image: float32 ``(H, W)`` or ``(C, H, W)``, not normalized.
 
-    FITS: the first image HDU with data (or HDU ``hdu``), degenerate axes squeezed, remaining
-    leading axes flattened into C. PNG/JPEG/TIFF 8/16-bit: gray -> ``(H, W)``, color -> ``(3, H, W)``
-    (a gray image saved as RGB -> ``(H, W)``). NPY: the array (channels-last color transposed).
-    HDF5: the first numeric dataset with ndim >= 2 (sorted by name). Raises TesseraError naming the
-    file and the reason when it cannot be read.
+    The image is the first product of :func:`iter_planes` that holds planes (the first image HDU with data,
+    or HDU ``hdu``; the first numeric HDF5 dataset with ndim >= 2, sorted by name; the array of a NPY/TIFF;
+    the PNG/JPEG), with its planes stacked along C: a FITS cube's degenerate axes are squeezed and its
+    remaining leading axes become C; color stays ``(3, H, W)``, a gray image saved as RGB is ``(H, W)``.
+    Built on :func:`iter_planes` so that ingest and evaluation read every format the same way.
+    Raises TesseraError naming the file and the reason when it cannot be read.
     """
     path = Path(path)
     if not path.is_file():
         raise TesseraError(f"{path}: no such file")
-    fmt = detect_format(path)
-    if fmt is None:
-        raise TesseraError(f"{path}: not a supported format (FITS, PNG, JPEG, TIFF, NPY, HDF5)")
-    if fmt == "fits":
-        return _fits_read_one(path, hdu)
-    if fmt == "pil":
-        img = _collapse_identical_channels(_pil_array(path).astype(np.float32))
-    elif fmt == "tiff":
-        img = _array_read_one(_tiff_array(path), path)
-        if img.ndim == 3:
-            img = _collapse_identical_channels(img)
-    elif fmt == "npy":
-        img = _array_read_one(_npy_open(path), path)
-    else:
-        import h5py
-
-        for name in _hdf5_datasets(path):
-            with h5py.File(path, "r") as f:
-                dset = f[name]
-                if len(dset.shape) >= 2 and _check_numeric(np.dtype(dset.dtype)) is None and dset.size > 0:
-                    img = _array_read_one(dset, path)
-                    break
+    planes: list[Plane] = []
+    skips: list[PlaneSkip] = []
+    for item in iter_planes(path, hdu=hdu):
+        if planes and (item.hdu, item.dataset) != (planes[0].hdu, planes[0].dataset):
+            break  # the next product: the image is complete
+        if isinstance(item, Plane):
+            planes.append(item)
+        elif item.reason == "read_error":
+            raise TesseraError(item.detail)  # the detail already names the file and the reason
         else:
-            raise TesseraError(f"{path}: no numeric HDF5 dataset with ndim >= 2")
-    return img[0] if img.ndim == 3 and img.shape[0] == 1 else img
+            skips.append(item)
+    if not planes:
+        where = f"HDU {hdu}" if hdu is not None else "no image"
+        why = "; ".join(f"{s.reason}: {s.detail}" for s in skips[:3])
+        raise TesseraError(f"{path}: {where}" + (f" ({why})" if why else " in the file"))
+    img = np.concatenate([p.data for p in planes]) if len(planes) > 1 else planes[0].data
+    return img[0] if img.shape[0] == 1 else img

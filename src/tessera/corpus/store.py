@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from tessera.corpus.layout import MANIFEST, shard_path
 from tessera.errors import TesseraError
-
-MANIFEST = "manifest.parquet"
-SHARDS = "shards"
 
 
 class CutoutStore:
-    """``len(store)``; ``store[i] -> ((C, H, W) float32 in [0, 1], manifest row dict)``; ``get_array(i)``; ``manifest``."""
+    """``len(store)``; ``store[i] -> ((C, H, W) float32 in [0, 1], manifest row dict)``; ``get_array(i)``;
+    ``manifest``."""
 
     def __init__(self, path: str | Path):
         import pandas as pd
@@ -66,7 +65,7 @@ class CutoutStore:
     def _shard(self, code: int) -> np.ndarray:
         arr = self._maps.get(code)
         if arr is None:
-            path = self.path / SHARDS / self._shard_names[code]
+            path = shard_path(self.path, self._shard_names[code])
             try:
                 arr = np.load(path, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError) as exc:

@@ -32,6 +32,7 @@ from tessera.evaluate.datasets import (
     records_from_csv,
     subset_records,
 )
+from tessera.io import files_signature, temp_path
 
 BENCHMARKS = ("first", "frdeep", "frdeep-cross", "frdeep-pairs", "mirabest")
 
@@ -73,7 +74,8 @@ def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None 
     if name == "frdeep-pairs":
         from tessera.evaluate.pairs import load_frdeep_pairs
 
-        return load_frdeep_pairs(path, hdu=hdu, max_per_class=max_per_class, seed=seed, name=spec, common_field=common_field)
+        return load_frdeep_pairs(path, hdu=hdu, max_per_class=max_per_class, seed=seed, name=spec,
+                                 common_field=common_field)
     if name is None:
         return EvalData(spec, load_labeled(path, hdu=hdu, max_per_class=max_per_class, seed=seed))
     if name == "mirabest":
@@ -161,7 +163,8 @@ def load_batch(path: str | Path):
     try:
         with open(path, "rb") as f:
             return _BatchUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as exc:
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError,
+            KeyError) as exc:
         raise TesseraError(f"{path}: not a MiraBest batch ({type(exc).__name__}: {exc})") from None
 
 
@@ -201,7 +204,7 @@ def extract_archive_cached(archive: str | Path, cache: str | Path | None = None)
     if target.exists():
         shutil.rmtree(target)  # a partial extraction from an interrupted run
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp = temp_path(target)  # a directory: extracted whole under the temp name, then renamed
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -224,7 +227,8 @@ def _mirabest_batches_dir(path: Path) -> Path:
 
 
 def _mirabest_codes(batches: Path) -> tuple[int, ...]:
-    """Label index -> three-digit code: from ``batches.meta`` label_names when they are codes, else the published table."""
+    """Label index -> three-digit code: from ``batches.meta`` label_names when they are codes, else the published
+    table."""
     meta = batches / "batches.meta"
     if meta.is_file():
         names = load_batch(meta).get("label_names")
@@ -269,14 +273,14 @@ def load_mirabest(path: str | Path, max_per_class: int | None = None, seed: int 
             if cls is None:
                 continue
             records.append(
-                Record(source=f"{file.name}#{i}", label=cls, array=image, extra={"code": codes[int(label)], "name": names[i]})
+                Record(source=f"{file.name}#{i}", label=cls, array=image, extra={"code": codes[int(label)],
+                    "name": names[i]})
             )
     records = subset_records(records, max_per_class, seed)
-    return build_labeled_set(records, classes=["FRI", "FRII"], extra_key=_signature(files))
+    return build_labeled_set(records, classes=["FRI", "FRII"], extra_key=files_signature(files))
 
 
-def _signature(files) -> str:
-    return ";".join(f"{Path(f).resolve()}:{Path(f).stat().st_mtime_ns}:{Path(f).stat().st_size}" for f in files)
+_signature = files_signature  # the old private name, still imported by evaluate/pairs.py
 
 
 # ---------------------------------------------------------------- FIRST (Griese et al.)
@@ -293,7 +297,8 @@ def load_first(path: str | Path, max_per_class: int | None = None, seed: int = 0
     if path.suffix in (".h5", ".hdf5"):
         records = _first_h5_records(path)
         return build_labeled_set(
-            subset_records(records, max_per_class, seed), classes=list(FIRST_GRIESE_CLASSES.values()), extra_key=_signature([path])
+            subset_records(records, max_per_class, seed), classes=list(FIRST_GRIESE_CLASSES.values()),
+            extra_key=files_signature([path])
         )
     return load_labeled(path, max_per_class=max_per_class, seed=seed)
 
@@ -314,8 +319,10 @@ def _first_h5_records(path: Path) -> list[Record]:
                 raise TesseraError(f"{path}: group '{key}' has unknown label {label}")
             attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in img.attrs.items()}
             split = group["Split_literature"].asstr()[()] if "Split_literature" in group else ""
-            extra = {"catalogue": attrs.get("Source"), "ra_deg": attrs.get("RA"), "dec_deg": attrs.get("DEC"), "split": split}
-            records.append(Record(source=f"{path.name}#{key}", label=FIRST_GRIESE_CLASSES[label], array=np.asarray(img), extra=extra))
+            extra = {"catalogue": attrs.get("Source"), "ra_deg": attrs.get("RA"), "dec_deg": attrs.get("DEC"),
+                     "split": split}
+            records.append(Record(source=f"{path.name}#{key}", label=FIRST_GRIESE_CLASSES[label],
+                                  array=np.asarray(img), extra=extra))
     return records
 
 
@@ -327,7 +334,8 @@ def _frdeep_csv(path: str | Path) -> Path:
     csv = path / "labels.csv" if path.is_dir() else path
     if not csv.is_file():
         raise TesseraError(
-            f"{path}: FR-DEEP needs a local copy with labels.csv (path,label,survey,object); there is no download of the FITS set"
+            f"{path}: FR-DEEP needs a local copy with labels.csv (path,label,survey,object); there is no download of "
+            "the FITS set"
         )
     return csv
 

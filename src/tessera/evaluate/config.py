@@ -23,7 +23,7 @@ class LinearConfig:
     warmup_ratio: float = 0.05
     grad_clip: float = 1.0
     batch_size: int = 256
-    # Not the seed's strict probe: z-score each feature with the training fold's mean/std first (MAE's linear
+    # Not seed 000's strict probe: z-score each feature with the training fold's mean/std first (MAE's linear
     # probe does this with a BatchNorm without affine). The classifier stays linear in the features.
     standardize: bool = False
 

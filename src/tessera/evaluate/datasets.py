@@ -18,6 +18,7 @@ import pandas as pd
 
 from tessera.corpus.readers import READABLE_SUFFIXES, has_readable_suffix
 from tessera.errors import TesseraError
+from tessera.io import file_signature
 
 # One list of readable formats, shared with ingest (tessera.corpus.readers): .fz, .fits.fz, .fts.gz, HDF5 included.
 IMAGE_SUFFIXES = READABLE_SUFFIXES
@@ -110,16 +111,12 @@ def collapse_replicated_channels(arr: np.ndarray) -> np.ndarray:
     """
     if arr.ndim == 2:
         return arr[None]
-    if arr.ndim == 3 and arr.shape[0] > 1 and all(np.array_equal(arr[0], arr[c], equal_nan=True) for c in range(1, arr.shape[0])):
+    if arr.ndim == 3 and arr.shape[0] > 1 and all(np.array_equal(arr[0], arr[c], equal_nan=True) for c in range(1,
+        arr.shape[0])):
         return arr[:1]
     if arr.ndim != 3:
         raise TesseraError(f"expected an image of shape (H, W) or (C, H, W), got {arr.shape}")
     return arr
-
-
-def _file_signature(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}"
 
 
 def subset_records(records: list[Record], max_per_class: int | None, seed: int) -> list[Record]:
@@ -151,7 +148,8 @@ def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | N
     raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
     raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
     if max_nan_fraction is not None and nan_fraction(raw) > max_nan_fraction:
-        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than max_nan_fraction={max_nan_fraction}")
+        raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than "
+                     f"max_nan_fraction={max_nan_fraction}")
     norm = zscale_normalize(raw)
     if is_blank(raw, norm):
         raise _Blank(BLANK_REASON)
@@ -196,7 +194,7 @@ def build_labeled_set(
         sources.append(record.source)
         rows.append({"source": record.source, "label": record.label, **record.extra})
         digest.update(record.source.encode())
-        digest.update((_file_signature(record.path) if record.path is not None else "array").encode())
+        digest.update((file_signature(record.path) if record.path is not None else "array").encode())
     if not images:
         raise TesseraError(f"no usable images among {len(records)} labeled entries ({len(excluded)} excluded)")
     present = sorted({classes[i] for i in labels})
@@ -298,7 +296,8 @@ def records_from_path(path: str | Path) -> list[Record]:
 
 
 def load_labeled(
-    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0, max_nan_fraction: float | None = None
+    path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
+    max_nan_fraction: float | None = None
 ) -> LabeledSet:
     """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
     records = subset_records(records_from_path(path), max_per_class, seed)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tessera.io import atomic_open, atomic_write_text
 
 D4_SIZE = 8
 PREPROCESSING = "zscale01-v1"  # bump when datasets.read_normalized changes what an image looks like
@@ -35,7 +36,7 @@ def d4_batch(x: torch.Tensor, elements) -> torch.Tensor:
 
     Element e is rot90 by e % 4 then a flip for e >= 4, the same group action as the views' dihedral
     operator, which applies it grouped by element."""
-    from tessera.views.augment import dihedral
+    from tessera.dihedral import dihedral
 
     e = torch.as_tensor(elements, dtype=torch.long)
     return dihedral(x, e % 4, e >= 4)
@@ -90,7 +91,7 @@ class FeatureCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         key_file = self.dir / "key.json"
         if not key_file.exists():
-            key_file.write_text(text)
+            atomic_write_text(key_file, text)
 
     def path(self, start: int, stop: int) -> Path:
         return self.dir / f"chunk_{start:07d}_{stop:07d}.npy"
@@ -101,10 +102,8 @@ class FeatureCache:
 
     def save(self, start: int, stop: int, array: np.ndarray) -> None:
         p = self.path(start, stop)
-        tmp = p.with_name(p.name + f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(p) as f:  # a chunk is either complete or absent
             np.save(f, array)
-        tmp.replace(p)  # atomic: a chunk is either complete or absent
 
 
 def cache_key(encoder, ls, readout: str, layer: int, n_elements: int) -> dict:
@@ -131,7 +130,8 @@ def supports_layers(encoder) -> bool:
         return False
 
 
-def embed_images_layers(encoder, images: torch.Tensor, readout: str, layers: list[int], device) -> dict[int, np.ndarray]:
+def embed_images_layers(encoder, images: torch.Tensor, readout: str, layers: list[int], device) -> dict[int,
+    np.ndarray]:
     """images (B, C, H, W) -> {block: (B, D) float32 numpy}: one forward when the encoder supports ``layers=``."""
     if not supports_layers(encoder):
         return {layer: embed_images(encoder, images, readout, layer, device) for layer in layers}
@@ -176,7 +176,8 @@ def extract_layer_features(
     layers = sorted({int(layer) for layer in layers})
     device = encoder_device(encoder, device)
     elements = range(D4_SIZE) if d4 else range(1)
-    caches = {layer: FeatureCache(cache_root, cache_key(encoder, ls, readout, layer, len(elements))) if cache_root else None
+    caches = {layer: FeatureCache(cache_root, cache_key(encoder, ls, readout, layer,
+                                                        len(elements))) if cache_root else None
               for layer in layers}
     chunks: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
     starts = range(0, len(ls), chunk_size)
@@ -187,7 +188,8 @@ def extract_layer_features(
         missing = [layer for layer in layers if blocks[layer] is None]
         if missing:
             idx = np.arange(start, stop)
-            per_element = [embed_set_layers(encoder, ls, idx, e, readout, missing, chunk_size, device) for e in elements]
+            per_element = [embed_set_layers(encoder, ls, idx, e, readout, missing, chunk_size,
+                                            device) for e in elements]
             for layer in missing:
                 blocks[layer] = np.stack([pe[layer] for pe in per_element])
                 if caches[layer] is not None:
@@ -212,7 +214,8 @@ def extract_features(
 
     Returns (E, N, D) float32 with E = 8 (element e as in :func:`d4_transform`) or 1.
     """
-    return extract_layer_features(encoder, ls, [layer], readout, d4, cache_root, chunk_size, device, progress)[int(layer)]
+    return extract_layer_features(encoder, ls, [layer], readout, d4, cache_root, chunk_size, device,
+                                  progress)[int(layer)]
 
 
 class FeatureProvider:
@@ -236,7 +239,8 @@ class FeatureProvider:
         if layer - self.concat_last + 1 < 0:
             from tessera.errors import ConfigError
 
-            raise ConfigError(f"config key 'concat_last': {self.concat_last} blocks ending at block {layer} start before block 0")
+            raise ConfigError(f"config key 'concat_last': {self.concat_last} blocks ending at block {layer} start "
+                              "before block 0")
         return list(range(layer - self.concat_last + 1, layer + 1))
 
     def _set(self, split: str):
@@ -258,7 +262,8 @@ class FeatureProvider:
         parts = self._parts(int(layer))
         missing = [b for b in parts if b not in raw]
         if missing:  # a block outside the announced set: extract it (and keep it)
-            raw.update(extract_layer_features(self.encoder, self._set(split), missing, self.readout, d4=d4, **self.common))
+            raw.update(extract_layer_features(self.encoder, self._set(split), missing, self.readout, d4=d4,
+                                              **self.common))
         return np.concatenate([raw[b] for b in parts], axis=-1) if len(parts) > 1 else raw[parts[0]]
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from tessera.evaluate.features import d4_batch
 from tessera.evaluate.folds import balanced_class_weights
 from tessera.evaluate.linear import cosine_with_warmup, epoch_plan
-from tessera.train.optim import is_no_decay
+from tessera.optimization import is_no_decay
 
 
 

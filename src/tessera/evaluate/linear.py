@@ -19,7 +19,7 @@ from torch import nn
 
 from tessera.evaluate.features import D4_SIZE, d4_batch, embed_images
 from tessera.evaluate.folds import balanced_class_weights
-from tessera.train.optim import WarmupCosine
+from tessera.optimization import WarmupCosine
 
 
 def cosine_with_warmup(total_steps: int, warmup_ratio: float) -> WarmupCosine:

@@ -31,10 +31,19 @@ def _retrieval_columns(result: dict) -> list[tuple[str, callable, bool]]:
     for direction, metrics in result.get("match_retrieval", {}).items():
         for key in ("recall@1", "recall@10", "median_rank"):
             if key in metrics:
-                cols.append((f"{direction} {key}", lambda r, d=direction, k=key: r["match_retrieval"][d].get(k), key != "median_rank"))
+                cols.append((f"{direction} {key}", lambda r, d=direction, k=key: r["match_retrieval"][d].get(k),
+                             key != "median_rank"))
     for key in result.get("label_retrieval", {}):
         cols.append((f"label {key}", lambda r, k=key: r["label_retrieval"].get(k), True))
     return cols
+
+
+def _rank_key(result: dict, column: str, get, sign: int):
+    """What "best" means in a column (higher is better after ``sign``); Macro-F1 ties are broken by weighted-F1."""
+    if column == "Macro-F1":
+        weighted = (result.get("weighted_f1") or {"mean": 0})["mean"]
+        return (round(result["macro_f1"]["mean"], 3), round(weighted, 3))
+    return sign * round(get(result)["mean"], 3)
 
 
 def _columns(group_results: list[dict]) -> list[tuple[str, callable, bool]]:
@@ -78,13 +87,9 @@ def comparison_table(results: list[dict]) -> tuple[str, pd.DataFrame]:
             df.loc[m, col] = _fmt(get(cell[(m, g)]))
         if not present:
             continue
-        sign = 1 if hb else -1
-        if n == "Macro-F1":
-            key = lambda m: (round(cell[(m, g)]["macro_f1"]["mean"], 3), round((cell[(m, g)].get("weighted_f1") or {"mean": 0})["mean"], 3))
-        else:
-            key = lambda m: sign * round(get(cell[(m, g)])["mean"], 3)
-        best = max(key(m) for m in present)
-        bold.update((m, col) for m in present if key(m) == best)
+        scores = {m: _rank_key(cell[(m, g)], n, get, 1 if hb else -1) for m in present}
+        best = max(scores.values())
+        bold.update((m, col) for m in present if scores[m] == best)
     df = df.fillna("-")
     header = "| Model | " + " | ".join(names) + " |"
     lines = [header, "|" + "---|" * (len(names) + 1)]
@@ -132,11 +137,13 @@ def confusion_figure(results: list[dict], path: str | Path) -> Path:
         ax.set_yticks(range(len(classes)), classes)
         for i in range(len(classes)):
             for j in range(len(classes)):
-                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", color="white" if pct[i, j] > 55 else "black")
+                ax.text(j, i, f"{pct[i, j]:.0f}", ha="center", va="center", color="white" if pct[i,
+                    j] > 55 else "black")
         ax.set_title(f"{r['model']}\nmacro-F1 {r['macro_f1']['mean']:.3f}", fontsize=9)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-    fig.suptitle(f"{results[0]['data']}: {results[0]['protocol']} (recall %, summed over {results[0]['folds']} folds)", fontsize=10)
+    fig.suptitle(f"{results[0]['data']}: {results[0]['protocol']} (recall %, summed over {results[0]['folds']} folds)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

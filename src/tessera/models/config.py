@@ -32,7 +32,7 @@ class ModelConfig:
     input_norm: Literal["auto", "imagenet", "identity"] = "auto"
     proj_hidden: int = 2048
     proj_dim: int = 128
-    proj_batchnorm: bool = True  # the seed's output BatchNorm of the projection head (§5.2)
+    proj_batchnorm: bool = True  # seed 000's output BatchNorm of the projection head (§5.2)
 
     def validate(self) -> None:
         """Reject configs that cannot work, naming the key."""
@@ -82,4 +82,8 @@ class ModelConfig:
 
     def resolved_image_size(self) -> int:
         """The input size from scratch: ``image_size`` or the preset's."""
-        return self.image_size if self.image_size is not None else MODEL_PRESETS[self.preset]["image_size"]
+        if self.image_size is not None:
+            return int(self.image_size)
+        if "image_size" not in MODEL_PRESETS.get(self.preset, {}):
+            raise ConfigError(f"config key 'model.preset': preset '{self.preset}' has no image_size")
+        return int(MODEL_PRESETS[self.preset]["image_size"])

@@ -1,6 +1,7 @@
 """Export the encoder as a Hugging Face directory (DESIGN §3.3).
 
-Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``save_pretrained``), ``preprocessor_config.json``
+Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``save_pretrained``),
+``preprocessor_config.json``
 (the input adapter's size/mean/std as an HF image processor), ``tessera.json`` (backbone kind, registers,
 adapter, readout, model config) and, with registers, ``tessera_registers.safetensors``. Registers live in
 their own file so a plain ``AutoModel.from_pretrained`` never silently runs a register model without them;
@@ -18,6 +19,7 @@ from pathlib import Path
 from torch import nn
 
 from tessera.config import to_dict
+from tessera.dist import unwrap
 from tessera.models.conv import ConvEncoder
 from tessera.models.encoder import ViTEncoder
 
@@ -31,7 +33,7 @@ ENCODER_TYPES = (ViTEncoder, ConvEncoder)
 
 def _encoder_of(model: nn.Module) -> tuple[ViTEncoder | ConvEncoder, object]:
     """The encoder (and ModelConfig if any) of a PretrainModel, a DDP-wrapped one, or a ViT/conv encoder."""
-    inner = getattr(model, "module", model)  # DistributedDataParallel
+    inner = unwrap(model)  # DistributedDataParallel / torch.compile
     if isinstance(inner, ENCODER_TYPES):
         return inner, None
     encoder = getattr(inner, "encoder", None)

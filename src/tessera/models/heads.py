@@ -12,7 +12,7 @@ class ProjectionHead(nn.Module):
 
     Linear(D, hidden) -> LayerNorm -> ReLU -> Linear(hidden, out) -> BatchNorm1d, then l2-normalized.
     x: (N, D) -> (N, out). Under DDP the trainer converts the BatchNorm to SyncBatchNorm.
-    ``batchnorm=False`` drops the output BatchNorm (an ablation, not the seed's head).
+    ``batchnorm=False`` drops the output BatchNorm (an ablation, not seed 000's head).
     """
 
     def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128, batchnorm: bool = True):

@@ -61,6 +61,16 @@ class PretrainModel(nn.Module):
         return parts
 
     @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """What DDP must know about this model: whether some trainable parameter may get no gradient in a step.
+
+        ViT-MAE models build only the heads their objective trains, so every parameter gets a gradient; a
+        DINOv2 backbone keeps its mask token trainable-but-unused unless iBOT uses it (and a resnet has no
+        promise either), so DDP must search for unused parameters there.
+        """
+        return self.cfg.backbone != "vit_mae"
+
+    @property
     def image_size(self) -> int:
         return self.encoder.image_size
 

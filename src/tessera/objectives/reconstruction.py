@@ -149,8 +149,7 @@ class Reconstruction(Objective):
 
     @classmethod
     def validate(cls, cfg) -> None:
-        if not 0.0 < cfg.model.mask_ratio < 1.0:
-            raise ConfigError(f"config key 'model.mask_ratio': must be in (0, 1), got {cfg.model.mask_ratio}")
+        # model.mask_ratio is checked once, by ModelConfig.validate (it runs before any objective's).
         if cfg.model.backbone != "vit_mae":
             raise ConfigError(f"config key 'model.backbone': reconstruction is not defined for "
                               f"{cfg.model.backbone} (masked reconstruction needs a vit_mae backbone)")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
 import re
 import struct
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from tessera.errors import TesseraError
+from tessera.io import atomic_open
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)\.pt$")
 INTEGRITY_KEY = "integrity"
@@ -75,19 +75,10 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    """``torch.save`` to ``path`` atomically (``tessera.io.atomic_open``: temp file, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as fh:
+        torch.save(obj, fh)
     return path
 
 
@@ -187,7 +178,8 @@ def _read(path: Path, map_location) -> dict[str, Any]:
     expected = state[INTEGRITY_KEY].get("sha256")
     actual = content_sha256(state)
     if actual != expected:
-        raise TesseraError(f"{path}: checkpoint is corrupt (SHA-256 {actual[:12]}... does not match the stored {str(expected)[:12]}...)")
+        raise TesseraError(f"{path}: checkpoint is corrupt (SHA-256 {actual[:12]}... does not match the stored "
+                           f"{str(expected)[:12]}...)")
     del state[INTEGRITY_KEY]
     return state
 

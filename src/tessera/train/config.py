@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tessera.config import PRESETS_DIR, _merge, _validate, available_presets, load_yaml_source, parse_override
+from tessera.config import (
+    PRESETS_DIR,
+    _merge,
+    _validate,
+    available_presets,
+    load_yaml_source,
+    merge_overrides,
+    parse_override,
+)
 from tessera.errors import ConfigError
 from tessera.models.config import ModelConfig
 from tessera.objectives.registry import OBJECTIVES, get_objective
@@ -44,6 +52,7 @@ STAGE_BRANCHES: dict[str, tuple[str, ...]] = {
     "two-stage": ("reconstruction", "contrastive"),
 }
 RECIPE_BRANCH = "recipe"
+FOLLOW_MODEL = None  # views.output_size sentinel: resize views to the model's input size
 RECIPES_DIR = PRESETS_DIR / "recipes"
 STAGE_INITS = ("exported", "teacher", "scratch")
 
@@ -51,7 +60,8 @@ STAGE_INITS = ("exported", "teacher", "scratch")
 @dataclass
 class SeedObjectiveKeys:
     """Loss families and their weights (seed 000 §6-7, Eq. 2-16) and the temperature schedule (§8.2.4): the flat
-    keys of the two seed objectives, kept as they were. Every other registered objective adds its own section
+    keys of the two objectives of seed 000 (reconstruction, contrastive), kept as they were. Every other registered
+    objective adds its own section
     (``objective.<name>``, its ``settings_cls``) to :data:`ObjectiveConfig`."""
 
     reconstruction: Literal["l2", "l2_l1", "l2_bl1"] = "l2"
@@ -73,7 +83,8 @@ class SeedObjectiveKeys:
                 raise ConfigError(f"config key 'objective.{key}': must be > 0, got {getattr(self, key)}")
         if not 0.0 <= self.temperature_warmup_fraction <= 1.0:
             raise ConfigError(
-                f"config key 'objective.temperature_warmup_fraction': must be in [0, 1], got {self.temperature_warmup_fraction}"
+                "config key 'objective.temperature_warmup_fraction': must be in [0, 1], got "
+                f"{self.temperature_warmup_fraction}"
             )
         for key in ("l1_weight", "bl1_weight", "beta"):
             if getattr(self, key) < 0:
@@ -85,13 +96,14 @@ class SeedObjectiveKeys:
 
 
 def _objective_config_class() -> type:
-    """``ObjectiveConfig``: the seed keys plus one section per registered objective that declares settings."""
+    """``ObjectiveConfig``: the keys of seed 000's objectives plus one section per registered objective that declares
+    settings."""
     sections = [
         (name, cls.settings_cls, field(default_factory=cls.settings_cls))
         for name, cls in OBJECTIVES.items()
         if cls.settings_cls is not None
     ]
-    doc = "The objective section: the seed keys (SeedObjectiveKeys) and objective.<name> for " + ", ".join(
+    doc = "The objective section: the keys of seed 000 (SeedObjectiveKeys) and objective.<name> for " + ", ".join(
         n for n, *_ in sections
     )
     return dataclasses.make_dataclass(
@@ -199,7 +211,8 @@ class TrainConfig:
             if stage.max_steps is not None and stage.max_steps < 1:
                 raise ConfigError(f"config key '{stage_key}.max_steps': must be >= 1 or null, got {stage.max_steps}")
             if stage.init not in STAGE_INITS:
-                raise ConfigError(f"config key '{stage_key}.init': {stage.init!r} is not one of {', '.join(STAGE_INITS)}")
+                raise ConfigError(f"config key '{stage_key}.init': {stage.init!r} is not one of "
+                                  f"{', '.join(STAGE_INITS)}")
             for key in stage.overrides:
                 if key.split(".")[:2] in (["train", "stages"], ["train", "branch"]):
                     raise ConfigError(f"config key '{stage_key}.overrides.{key}': a stage cannot change the recipe")
@@ -237,7 +250,9 @@ class PretrainConfig:
     """Everything ``tessera pretrain`` needs; the resolved copy is written to ``RUN/config.yaml``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    views: ViewConfig = field(default_factory=ViewConfig)
+    # views.output_size None (the default here) = follow the model's input size, filled in by
+    # resolve_pretrain_config; a number written in a file or an override is kept as given.
+    views: ViewConfig = field(default_factory=lambda: ViewConfig(output_size=FOLLOW_MODEL))
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # type: ignore[valid-type]
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -252,7 +267,8 @@ class PretrainConfig:
             try:
                 objective.validate(stage_cfg)
             except ConfigError as exc:
-                raise ConfigError(f"train.stages[{i}] ({stage.objective}): {exc}" if stage.overrides or i else str(exc)) from None
+                message = f"train.stages[{i}] ({stage.objective}): {exc}" if stage.overrides or i else str(exc)
+                raise ConfigError(message) from None
             if i and stage.init == "teacher" and not previous.has_teacher:
                 raise ConfigError(f"config key 'train.stages[{i}].init': 'teacher' but stage {i - 1} "
                                   f"({previous.name}) has no EMA teacher")
@@ -302,46 +318,37 @@ def resolve_source(source: str) -> Path:
     return path
 
 
-def _user_sets_output_size(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> bool:
-    """Whether the preset/YAML or an override names ``views.output_size`` explicitly."""
-    views = data.get("views") or {}
-    if isinstance(views, dict) and "output_size" in views:
-        return True
-    return any(parse_override(text)[0] == ["views", "output_size"] for text in overrides)
-
-
 def model_image_size(model_cfg: ModelConfig) -> int:
-    """The input size of the model a ModelConfig builds: ``image_size`` or its preset's."""
-    if model_cfg.image_size is not None:
-        return int(model_cfg.image_size)
-    from tessera.models.presets import MODEL_PRESETS
-
-    preset: dict[str, Any] = MODEL_PRESETS.get(model_cfg.preset, {})
-    if "image_size" not in preset:
-        raise ConfigError(f"config key 'model.preset': preset '{model_cfg.preset}' has no image_size")
-    return int(preset["image_size"])
+    """The input size of the model a ModelConfig builds (:meth:`ModelConfig.resolved_image_size`)."""
+    return model_cfg.resolved_image_size()
 
 
-def _load_source(path: Path, depth: int = 0) -> tuple[PretrainConfig, dict[str, Any]]:
+def follow_model(cfg: PretrainConfig) -> PretrainConfig:
+    """``cfg`` with ``views.output_size`` at :data:`FOLLOW_MODEL` replaced by the model's input size."""
+    if cfg.views.output_size is not FOLLOW_MODEL:
+        return cfg
+    return dataclasses.replace(cfg, views=dataclasses.replace(cfg.views, output_size=model_image_size(cfg.model)))
+
+
+def _load_source(path: Path, depth: int = 0) -> PretrainConfig:
     """The config of one YAML file; a top-level ``base: NAME`` (a preset or recipe) is loaded first and this
-    file applied on top. Errors name the file. Returns the config and the merged raw mapping."""
+    file applied on top. Errors name the file."""
     data = dict(load_yaml_source(str(path)))
-    cfg, merged = PretrainConfig(), {}
+    cfg = PretrainConfig()
     base = data.pop("base", None)
     if base is not None:
         if depth > 4 or not isinstance(base, str):
             raise ConfigError(f"{path}: config key 'base': expected a preset or recipe name (at most 4 levels)")
-        cfg, merged = _load_source(resolve_source(base), depth + 1)
+        cfg = _load_source(resolve_source(base), depth + 1)
     try:
         train = data.get("train")
         if isinstance(train, dict) and "branch" in train and "stages" not in train:
             cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, stages=()))  # the file's shorthand wins
         cfg = fill_stages(_merge(cfg, data))
-        _validate(cfg)
+        _validate(follow_model(cfg))  # judged at the size it would run at; the sentinel stays for later layers
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    views = {**(merged.get("views") or {}), **(data.get("views") or {})}
-    return cfg, {**merged, **data, "views": views}
+    return cfg
 
 
 def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> PretrainConfig:
@@ -355,33 +362,25 @@ def fill_stages(cfg: PretrainConfig, branch_overridden: bool = False) -> Pretrai
             return cfg  # validation names the bad branch
         return dataclasses.replace(cfg, train=dataclasses.replace(tc, stages=stages))
     if tuple(tc.stages) != expand_branch(tc.branch):
-        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)), RECIPE_BRANCH)
+        shorthand = next((b for b in (*STAGE_BRANCHES, *OBJECTIVES) if expand_branch(b) == tuple(tc.stages)),
+                         RECIPE_BRANCH)
         return dataclasses.replace(cfg, train=dataclasses.replace(tc, branch=shorthand))
     return cfg
 
 
 def resolve_pretrain_config(source: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
-    """Defaults -> preset/recipe/YAML -> overrides; the views' output size follows the model unless the user set it.
+    """Defaults -> preset/recipe/YAML -> overrides; ``views.output_size`` left at :data:`FOLLOW_MODEL` (None)
+    becomes the model's input size.
 
     Errors in the file are reported with its path and the full key (``recipes/x.yaml: config key
     'train.stages[1].objective': ...``)."""
-    cfg, data = PretrainConfig(), {}
-    if source:
-        path = resolve_source(source)
-        cfg, data = _load_source(path)
+    cfg = _load_source(resolve_source(source)) if source else PretrainConfig()
     keys = [parse_override(text)[0] for text in overrides]
-    for text in overrides:
-        path_, value = parse_override(text)
-        nested: Any = value
-        for part in reversed(path_):
-            nested = {part: nested}
-        cfg = _merge(cfg, nested)
+    cfg = merge_overrides(cfg, overrides)
     cfg = fill_stages(cfg, branch_overridden=["train", "branch"] in keys and ["train", "stages"] not in keys)
     if ["train", "max_steps"] in keys and ["train", "epochs"] not in keys and cfg.train.epochs is not None:
         # An explicit step count wins over a preset's epoch count.
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=None))
-    if not _user_sets_output_size(data, overrides):
-        size = model_image_size(cfg.model)
-        cfg = dataclasses.replace(cfg, views=dataclasses.replace(cfg.views, output_size=size))
+    cfg = follow_model(cfg)
     _validate(cfg)
     return cfg

@@ -11,13 +11,14 @@ loss of another rank (gathered contrastive keys, synchronized BatchNorm statisti
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from tessera import dist as tessera_dist
+from tessera.dist import _env_int
 from tessera.errors import ConfigError
 
 
@@ -36,11 +37,6 @@ class DistInfo:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
-
-
 def setup_distributed(device: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) if any.
 
@@ -48,16 +44,19 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     """
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
-    local_rank = _env_int("LOCAL_RANK", 0)
+    local_rank = tessera_dist.local_rank()
     if device == "auto":
         dev = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     else:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError):
-            raise ConfigError(f"config key 'train.device': {device!r} is not a device (auto, cpu, cuda or cuda:N)") from None
+            raise ConfigError(
+                f"config key 'train.device': {device!r} is not a device (auto, cpu, cuda or cuda:N)"
+            ) from None
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"config key 'train.device': {device!r}, but CUDA is not available on this machine (use auto or cpu)")
+            raise ConfigError(f"config key 'train.device': {device!r}, but CUDA is not available on this machine (use "
+                              "auto or cpu)")
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     if dev.type == "cuda":
@@ -69,7 +68,8 @@ def setup_distributed(device: str = "auto") -> DistInfo:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, init_method="env://", rank=rank, world_size=world_size)
         initialized_here = True
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, initialized_here=initialized_here)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev,
+                    initialized_here=initialized_here)
 
 
 def cleanup_distributed(info: DistInfo) -> None:
@@ -78,31 +78,13 @@ def cleanup_distributed(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
-def is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def get_rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def get_world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def is_main_process() -> bool:
-    """Rank 0 (or the only process): the one that logs, writes checkpoints and exports."""
-    return get_rank() == 0
-
-
-def barrier() -> None:
-    if is_dist():
-        dist.barrier()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare module inside DistributedDataParallel (for saving and export; never for the training forward)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+# Rank queries and unwrapping live in the dependency-free tessera.dist; the old names stay importable here.
+is_dist = tessera_dist.is_distributed
+get_rank = tessera_dist.rank
+get_world_size = tessera_dist.world_size
+is_main_process = tessera_dist.is_main
+barrier = tessera_dist.barrier
+unwrap = tessera_dist.unwrap
 
 
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,7 @@
 """The continued-pretraining engine: branches and stages (seed 000 §5.4), the optimizer step with gradient
 accumulation, precision, DDP, checkpoints and exact resume, metrics and guards.
 
-Run directory (DESIGN §3.4)::
-
-    RUN/config.yaml              resolved PretrainConfig
-    RUN/metrics.jsonl            every logged step of every stage ("stage" field)
-    RUN/model/                   export of the final stage's encoder (tessera.models.export.export_model)
-    RUN/checkpoints/             single-branch runs
-    RUN/stage1_reconstruction/   two-stage runs: checkpoints/, metrics.jsonl, model/ of each stage
-    RUN/stage2_contrastive/
+The run directory, its layout and resume state belong to :mod:`tessera.train.run` (DESIGN §3.4).
 
 The data order and the views are a pure function of (seed, rank, stage, step, micro-batch): the sampler takes a
 per-epoch permutation seeded with ``seed + epoch`` and the view generator a ``torch.Generator`` seeded from that
@@ -18,9 +11,7 @@ tuple. A checkpoint therefore only needs the step number to restore the data str
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +20,18 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from tessera.config import load_saved_config, save_config, to_dict
+from tessera.config import to_dict
 from tessera.errors import TesseraError
-from tessera.outputs import prepare_output_dir
 from tessera.seeding import mix_seed
 from tessera.train import distributed as D
-from tessera.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint, set_rng_state
-from tessera.train.logging import MetricsLogger, truncate_metrics
+from tessera.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from tessera.train.logging import MetricsLogger
 from tessera.objectives.base import Objective, StepContext, StepResult
 from tessera.objectives.registry import get_objective
 from tessera.train.config import PretrainConfig, stage_configs
 from tessera.train.monitors import CollapseMonitor, DistillationMonitor, check_finite
 from tessera.train.optim import build_optimizer, build_scheduler
+from tessera.train.run import Run, resolve_run_config
 
 # A training-time monitor (e.g. the k-NN monitor that `tessera pretrain` builds from tessera.evaluate, so that
 # train never imports evaluate): called on the main process with the encoder the run would export (wrapped in
@@ -48,8 +39,9 @@ from tessera.train.optim import build_optimizer, build_scheduler
 MonitorFn = Callable[[Any, int], dict[str, float]]
 
 
-class StopRequested(RuntimeError):
-    """Raised by the ``stop_after_step`` test hook after the step (and its checkpoint, if due) is written."""
+# Called after every optimizer step (and its checkpoint, when one is due) with the run-wide step; an exception
+# it raises stops the run there (the tests interrupt runs this way to check exact resume).
+StepHook = Callable[[int], None]
 
 
 # --------------------------------------------------------------------------------------------- data order
@@ -150,9 +142,9 @@ class StageTrainer:
         # Same seed on every rank (DDP also broadcasts rank 0's weights); a different one per stage gives the
         # second stage a fresh projection head (seed 000 §5.4).
         torch.manual_seed(self.cfg.train.seed + self.spec.index)
-        # The objective builds only the heads it trains, so DDP sees no parameter without gradient (ViT-MAE);
-        # DINOv2 keeps an unused mask token unless iBOT uses it, hence find_unused_parameters there. An EMA
-        # teacher has no trainable parameter: DDP ignores it, the objective's hook updates it on every rank.
+        # The objective builds only the heads it trains; the model says whether DDP must look for parameters
+        # without gradient (PretrainModel.ddp_find_unused_parameters). An EMA teacher has no trainable
+        # parameter: DDP ignores it, the objective's hook updates it on every rank.
         model = self.objective.build_model().to(self.device)
         if self.info.distributed:
             model = D.convert_sync_batchnorm(model, self.device)
@@ -163,7 +155,7 @@ class StageTrainer:
             model = nn.parallel.DistributedDataParallel(
                 model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=self.cfg.model.backbone != "vit_mae",
+                find_unused_parameters=getattr(model, "ddp_find_unused_parameters", True),
             )
         model.train()
         return model
@@ -213,7 +205,8 @@ class StageTrainer:
                            steps_per_epoch=self.sampler.per_epoch // self.accum or 1)
 
     def forward_loss(self, views, step: int, micro: int) -> StepResult:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
             return self.objective.step(self.model, views, self.context(step, micro))
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -328,7 +321,7 @@ class StageTrainer:
         return int(state["step"])
 
     # -- the loop ------------------------------------------------------------------------------------------------
-    def fit(self, start_step: int = 0, stop_after_step: int | None = None) -> None:
+    def fit(self, start_step: int = 0, after_step: StepHook | None = None) -> None:
         """Optimizer steps ``start_step .. max_steps-1``; checkpoints every ``checkpoint_every`` and at the end."""
         from tessera.progress import progress_bar
 
@@ -360,8 +353,8 @@ class StageTrainer:
                     window_start, window_steps = time.perf_counter(), 0
                 if done % tc.checkpoint_every == 0 or done == self.max_steps:
                     self.save(done)
-                if stop_after_step is not None and self.spec.step_offset + done >= stop_after_step:
-                    raise StopRequested(f"stopped after global step {self.spec.step_offset + done} (test hook)")
+                if after_step is not None:
+                    after_step(self.spec.step_offset + done)
         finally:
             bar.close()
 
@@ -419,77 +412,26 @@ def check_batches_fit(cfg: PretrainConfig, corpus_size: int, world_size: int) ->
             )
 
 
-def _data_channels(store) -> int:
-    if len(store) == 0:
-        raise TesseraError("the corpus is empty: no cutouts to train on")
-    return int(store.get_array(0).shape[0])
-
-
-def _check_resume_config(cfg: PretrainConfig, run_dir: Path) -> None:
-    """An exact resume needs the same config; name the first key that differs."""
-    saved = to_dict(load_saved_config(PretrainConfig, run_dir))
-    now = to_dict(cfg)
-
-    def first_diff(a: Any, b: Any, prefix: str = "") -> str | None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in a:
-                found = first_diff(a[key], b.get(key), f"{prefix}.{key}" if prefix else key)
-                if found:
-                    return found
-            return None
-        return None if a == b else prefix
-
-    key = first_diff(now, saved)
-    if key is not None:
-        raise TesseraError(
-            f"{run_dir / 'config.yaml'}: --resume with a different config (key '{key}'); resume with the saved "
-            "config or start a new run"
-        )
-
-
-def _export(trainer: StageTrainer, out_dir: Path) -> None:
-    """Export the stage's exported encoder (teacher or trained network) with the model config."""
-    from types import SimpleNamespace
-
-    from tessera.models.export import export_model
-
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    module = D.unwrap(trainer.model)
-    export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir)
-
-
-def _stage_complete(spec: StageSpec) -> Path | None:
-    found = list_checkpoints(spec.directory / "checkpoints")
-    return found[-1][1] if found and found[-1][0] >= spec.max_steps else None
-
-
 def run_stage(
     cfg: PretrainConfig,
     spec: StageSpec,
-    store,
-    info: D.DistInfo,
+    run,
     logger: MetricsLogger,
     previous: Path | None,
-    resume: bool,
-    stop_after_step: int | None,
+    after_step: StepHook | None = None,
     monitor: MonitorFn | None = None,
 ) -> StageTrainer:
-    """Build, (re)start and train one stage; returns the trainer holding the trained model."""
-    trainer = StageTrainer(cfg, spec, store, info, logger, monitor=monitor)
+    """Build, (re)start and train one stage of ``run`` (a :class:`tessera.train.run.Run`); returns the trainer
+    holding the trained model."""
+    trainer = StageTrainer(cfg, spec, run.store, run.info, logger, monitor=monitor)
     start = 0
-    latest = latest_checkpoint(trainer.checkpoint_dir) if resume else None
+    latest = latest_checkpoint(trainer.checkpoint_dir) if run.resume else None
     if latest is not None:
         start = trainer.restore(latest)
     elif previous is not None and spec.init != "scratch":
         trainer.load_encoder_from(previous, spec.init)
-    if resume:
-        # Steps logged after the checkpoint we restart from will be logged again: drop them.
-        if D.is_main_process():
-            for path in {spec.directory / "metrics.jsonl", logger.paths[0]}:
-                truncate_metrics(path, lambda r: r["stage_index"] < spec.index or (r["stage_index"] == spec.index and r["step"] <= start))
-        D.barrier()
-    trainer.fit(start, stop_after_step)
+    run.drop_metrics_after(spec, start)
+    trainer.fit(start, after_step)
     return trainer
 
 
@@ -499,78 +441,36 @@ def pretrain(
     out: str | Path,
     resume: bool = False,
     overwrite: bool = False,
-    stop_after_step: int | None = None,
+    after_step: StepHook | None = None,
     monitor: MonitorFn | None = None,
 ) -> Path:
     """Run the recipe of ``cfg.train`` (its stages, or the ``branch`` shorthand) on the CutoutStore ``corpus``;
     returns the run directory.
 
     One process, or one per device under torchrun (DDP from RANK/WORLD_SIZE/LOCAL_RANK). ``resume`` continues
-    from the latest checkpoint exactly. ``stop_after_step`` (tests) raises :class:`StopRequested` after that
-    run-wide optimizer step. ``monitor(encoder, global_step) -> dict`` (see :data:`MonitorFn`) is called on the
-    main process every ``train.monitor_every`` steps of each stage; its scalars are logged with the step.
+    from the latest checkpoint exactly. ``after_step(global_step)`` (see :data:`StepHook`) is called after every
+    optimizer step and its checkpoint. ``monitor(encoder, global_step) -> dict`` (see :data:`MonitorFn`) is
+    called on the main process every ``train.monitor_every`` steps of each stage; its scalars are logged.
+    The run directory, its resume state and the export belong to :class:`tessera.train.run.Run`.
     """
-    from tessera.corpus.store import CutoutStore
-
-    info = D.setup_distributed(cfg.train.device)
-    try:
-        store = CutoutStore(corpus)
-        channels = _data_channels(store)
-        if channels != cfg.model.in_channels:
-            # Channels come from the data (DESIGN §5.7): the model's input adapter is sized for the corpus.
-            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, in_channels=channels))
-        cfg.validate()
-        check_batches_fit(cfg, len(store), info.world_size)
-        run_dir = Path(out)
-        if D.is_main_process():
-            prepare_output_dir(run_dir, overwrite=overwrite, resume=resume)
-            if resume and (run_dir / "config.yaml").exists():
-                _check_resume_config(cfg, run_dir)
-            save_config(cfg, run_dir)
-        D.barrier()
-        specs = stage_specs(cfg, run_dir, len(store), info.world_size)
-        configs = stage_configs(cfg)
-        metrics_paths = [run_dir / "metrics.jsonl"]
+    with Run.open(cfg, corpus, out, resume=resume, overwrite=overwrite) as run:
         previous: Path | None = None
         trainer = None
-        for spec in specs:
-            done = _stage_complete(spec) if resume else None
-            if done is not None and spec is not specs[-1]:
+        for spec in run.specs:
+            done = run.finished_checkpoint(spec)
+            if done is not None:
                 previous = done
                 continue
-            logger = MetricsLogger(
-                metrics_paths + ([spec.directory / "metrics.jsonl"] if spec.directory != run_dir else []),
-                tensorboard_dir=(spec.directory / "tensorboard") if cfg.train.tensorboard else None,
-                enabled=D.is_main_process(),
-            )
+            logger = run.logger(spec)
             try:
-                trainer = run_stage(configs[spec.index], spec, store, info, logger, previous, resume, stop_after_step,
-                                    monitor)
+                trainer = run_stage(run.stage_config(spec), spec, run, logger, previous, after_step, monitor)
             finally:
                 logger.close()
             previous = latest_checkpoint(trainer.checkpoint_dir)
-            if D.is_main_process() and len(specs) > 1:
-                _export(trainer, spec.directory / "model")
-        if D.is_main_process():
-            _export(trainer, run_dir / "model")
+            run.export(trainer, spec)
+        run.export(trainer)
         D.barrier()
-        return run_dir
-    finally:
-        D.cleanup_distributed(info)
-
-
-def resolve_run_config(
-    source: str | None, overrides: list[str] | tuple[str, ...], out: str | Path, resume: bool = False
-) -> PretrainConfig:
-    """The config ``tessera pretrain`` runs: the saved one of RUN on ``--resume`` without ``--config`` (plus
-    overrides), else defaults -> preset/recipe/YAML -> overrides (views follow the model's image size)."""
-    from tessera.train.config import resolve_pretrain_config
-
-    if resume and source is None and (Path(out) / "config.yaml").exists():
-        from tessera.config import apply_overrides
-
-        return apply_overrides(load_saved_config(PretrainConfig, Path(out)), overrides)
-    return resolve_pretrain_config(source, overrides)
+        return run.dir
 
 
 def pretrain_from_config(
@@ -582,11 +482,12 @@ def pretrain_from_config(
     overwrite: bool = False,
     monitor: MonitorFn | None = None,
 ) -> Path:
-    """``tessera pretrain``: resolve the config (:func:`resolve_run_config`) and run it."""
+    """``tessera pretrain``: resolve the config (:func:`tessera.train.run.resolve_run_config`) and run it."""
     cfg = resolve_run_config(source, overrides, out, resume)
     if not Path(corpus).exists():
         raise TesseraError(f"{corpus}: corpus store not found (build one with `tessera ingest`)")
     return pretrain(cfg, corpus, out, resume=resume, overwrite=overwrite, monitor=monitor)
 
 
-__all__ = ["pretrain", "pretrain_from_config", "resolve_run_config", "MonitorFn", "StageTrainer", "StepSampler", "StopRequested", "stage_specs"]
+__all__ = ["pretrain", "pretrain_from_config", "resolve_run_config", "MonitorFn", "StageTrainer", "StepHook",
+           "StepSampler", "stage_specs"]

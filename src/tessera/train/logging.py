@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tessera.io import atomic_write_text
+
 
 def _plain(value: Any) -> Any:
     """JSON-safe scalars (tensors -> float; NaN/inf kept as strings so the file stays valid JSON)."""
@@ -50,7 +52,8 @@ class MetricsLogger:
             step = int(record.get("global_step", record.get("step", 0)))
             stage = record.get("stage", "train")
             for key, value in record.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "global_step"):
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step",
+                    "global_step"):
                     self.writer.add_scalar(f"{stage}/{key}", value, step)
 
     def close(self) -> None:
@@ -73,6 +76,4 @@ def truncate_metrics(path: str | Path, keep) -> None:
     if not path.exists():
         return
     records = [r for r in read_metrics(path) if keep(r)]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

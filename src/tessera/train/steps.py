@@ -1,4 +1,4 @@
-"""Loss assembly of the two seed objectives, kept under their historical names. The steps now live with their
+"""Loss assembly of seed 000's two objectives, kept under their historical names. The steps now live with their
 objectives (``tessera.objectives.reconstruction`` / ``contrastive``); the engine reaches them through the
 objective registry (``tessera.objectives.registry``)."""
 

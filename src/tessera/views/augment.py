@@ -14,24 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from tessera.dihedral import dihedral  # noqa: F401  (re-exported: the group is shared with evaluate)
 from tessera.views.config import AugmentConfig
 from tessera.views.geometry import rand
-
-
-def dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Exact k x 90 deg rotation then horizontal flip, per sample (no interpolation).
-
-    Grouped by the 8 (k, flip) elements of the dihedral group: one rot90/flip per group present.
-    x: (N, C, S, S); k: (N,) in {0,1,2,3}; flip: (N,) bool -> (N, C, S, S).
-    """
-    code = (k * 2 + flip.long()).cpu()
-    out = torch.empty_like(x)
-    for c in code.unique().tolist():
-        idx = (code == c).nonzero(as_tuple=True)[0].to(x.device)
-        part = x[idx] if idx.numel() < x.shape[0] else x
-        part = torch.rot90(part, c // 2, dims=(-2, -1))
-        out[idx] = part.flip(-1) if c % 2 else part
-    return out
 
 
 def asinh_stretch(x: torch.Tensor, alpha: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:

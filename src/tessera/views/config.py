@@ -1,6 +1,6 @@
 """Typed configuration of the radio-aware view recipe (seed 000 §6.1, §6.1.1 Table 3, §7.1, §7.1.1).
 
-Every probability and range of the recipe is a field here, with the seed's value as its default, so an
+Every probability and range of the recipe is a field here, with seed 000's value as its default, so an
 ablation is a ``key=value`` override (e.g. ``views.mild.p_asinh=0``, ``views.regime=none``).
 Ranges are ``(low, high)`` tuples sampled uniformly.
 """
@@ -33,6 +33,11 @@ def _check_range(name: str, rng: tuple[float, float], lo: float | None = None, h
         raise ConfigError(f"config key '{name}': {b} is above {hi}")
 
 
+def _key(prefix: str, name: str) -> str:
+    """The full dotted key of ``name`` inside the section ``prefix`` ("" at the top level)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 def _check_prob(name: str, p: float) -> None:
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"config key '{name}': probability {p} is not in [0, 1]")
@@ -42,7 +47,7 @@ def _check_prob(name: str, p: float) -> None:
 class AnchorConfig:
     """ROI anchor proposal (seed 000 §6.1 item 2). ``strategy`` picks a registered proposer (anchors.py)."""
 
-    strategy: str = "radio"  # "radio" (the seed's recipe), "center", "uniform" (non-radio data: line-art, lensing)
+    strategy: str = "radio"  # "radio" (seed 000's recipe), "center", "uniform" (non-radio data: line-art, lensing)
     z_grid: int = 16  # (i) tile grid searched for high-significance peaks
     z_top_k: int = 3  # K_z
     z_min_separation: int = 2  # minimum separation of peaks, in tiles (Chebyshev distance)
@@ -52,18 +57,19 @@ class AnchorConfig:
     p_mean: float = 0.5  # probability of choosing the mean-based candidate set
     peak_fraction: float = 0.8  # keep anchors whose local peak exceeds this fraction of the global peak
 
-    def validate(self, prefix: str = "anchors") -> None:
+    def validate(self, prefix: str = "views.anchors") -> None:
         known = anchor_strategies()
         if self.strategy not in known:
-            raise ConfigError(f"config key '{prefix}.strategy': {self.strategy!r} is not one of {', '.join(known)}")
+            raise ConfigError(f"config key '{_key(prefix, 'strategy')}': {self.strategy!r} is not one of "
+                              f"{', '.join(known)}")
         for name in ("z_grid", "z_top_k", "mean_grid", "mean_top_k"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"config key '{prefix}.{name}': must be >= 1")
+                raise ConfigError(f"config key '{_key(prefix, name)}': must be >= 1")
         if self.z_min_separation < 1:
-            raise ConfigError(f"config key '{prefix}.z_min_separation': must be >= 1 tile")
-        _check_prob(f"{prefix}.p_mean", self.p_mean)
+            raise ConfigError(f"config key '{_key(prefix, 'z_min_separation')}': must be >= 1 tile")
+        _check_prob(_key(prefix, "p_mean"), self.p_mean)
         if not 0.0 <= self.peak_fraction <= 1.0:
-            raise ConfigError(f"config key '{prefix}.peak_fraction': {self.peak_fraction} is not in [0, 1]")
+            raise ConfigError(f"config key '{_key(prefix, 'peak_fraction')}': {self.peak_fraction} is not in [0, 1]")
 
 
 @dataclass
@@ -94,24 +100,22 @@ class AugmentConfig:
     flux_threshold_k: float = 0.3
     flux_factor: tuple[float, float] = (0.7, 0.95)
 
-    def validate(self, prefix: str | None = None) -> None:
-        # Called bare by config merging of a nested section; the enclosing ViewConfig.validate names it.
-        if prefix is None:
-            return
+    def validate(self, prefix: str = "") -> None:
+        """Probabilities in [0, 1] and ordered ranges; ``prefix`` is the section's dotted key (``views.mild``)."""
         for name in ("p_rot90", "p_hflip", "p_asinh", "p_affine", "p_noise", "p_banding", "p_flux"):
-            _check_prob(f"{prefix}.{name}", getattr(self, name))
-        _check_range(f"{prefix}.asinh_alpha", self.asinh_alpha, lo=1e-6)
+            _check_prob(_key(prefix, name), getattr(self, name))
+        _check_range(_key(prefix, "asinh_alpha"), self.asinh_alpha, lo=1e-6)
         if not 0.0 <= self.translate < 0.5:
-            raise ConfigError(f"config key '{prefix}.translate': {self.translate} is not in [0, 0.5)")
+            raise ConfigError(f"config key '{_key(prefix, 'translate')}': {self.translate} is not in [0, 0.5)")
         if not 0.0 <= self.scale_jitter < 1.0:
-            raise ConfigError(f"config key '{prefix}.scale_jitter': {self.scale_jitter} is not in [0, 1)")
+            raise ConfigError(f"config key '{_key(prefix, 'scale_jitter')}': {self.scale_jitter} is not in [0, 1)")
         if self.noise_sigma < 0:
-            raise ConfigError(f"config key '{prefix}.noise_sigma': must be >= 0")
+            raise ConfigError(f"config key '{_key(prefix, 'noise_sigma')}': must be >= 0")
         if self.bands < 0:
-            raise ConfigError(f"config key '{prefix}.bands': must be >= 0")
-        _check_range(f"{prefix}.band_offset", self.band_offset)
-        _check_range(f"{prefix}.band_width", self.band_width, lo=0.0, hi=1.0)
-        _check_range(f"{prefix}.flux_factor", self.flux_factor, lo=0.0)
+            raise ConfigError(f"config key '{_key(prefix, 'bands')}': must be >= 0")
+        _check_range(_key(prefix, "band_offset"), self.band_offset)
+        _check_range(_key(prefix, "band_width"), self.band_width, lo=0.0, hi=1.0)
+        _check_range(_key(prefix, "flux_factor"), self.flux_factor, lo=0.0)
 
 
 def _strong() -> AugmentConfig:
@@ -163,19 +167,17 @@ class MultiCropConfig:
     global_regime: AugmentConfig = field(default_factory=_global_crop_regime)
     local_regime: AugmentConfig = field(default_factory=_local_crop_regime)
 
-    def validate(self, prefix: str | None = None) -> None:
-        if prefix is None:  # called bare by config merging; ViewConfig.validate names the section
-            return
+    def validate(self, prefix: str = "views.multicrop") -> None:
         if self.global_crops < 1:
-            raise ConfigError(f"config key '{prefix}.global_crops': must be >= 1, got {self.global_crops}")
+            raise ConfigError(f"config key '{_key(prefix, 'global_crops')}': must be >= 1, got {self.global_crops}")
         if self.local_crops < 0:
-            raise ConfigError(f"config key '{prefix}.local_crops': must be >= 0, got {self.local_crops}")
-        _check_range(f"{prefix}.global_scale", self.global_scale, lo=1e-6, hi=1.0)
-        _check_range(f"{prefix}.local_scale", self.local_scale, lo=1e-6, hi=1.0)
+            raise ConfigError(f"config key '{_key(prefix, 'local_crops')}': must be >= 0, got {self.local_crops}")
+        _check_range(_key(prefix, "global_scale"), self.global_scale, lo=1e-6, hi=1.0)
+        _check_range(_key(prefix, "local_scale"), self.local_scale, lo=1e-6, hi=1.0)
         if self.local_size is not None and self.local_size < 1:
-            raise ConfigError(f"config key '{prefix}.local_size': must be >= 1 or null, got {self.local_size}")
-        self.global_regime.validate(f"{prefix}.global_regime")
-        self.local_regime.validate(f"{prefix}.local_regime")
+            raise ConfigError(f"config key '{_key(prefix, 'local_size')}': must be >= 1 or null, got {self.local_size}")
+        self.global_regime.validate(_key(prefix, "global_regime"))
+        self.local_regime.validate(_key(prefix, "local_regime"))
 
     def resolved_local_size(self, output_size: int) -> int:
         return self.local_size if self.local_size is not None else max(1, output_size // 2)
@@ -195,18 +197,18 @@ class NonEmptyConfig:
     threshold: float = 0.1
     min_fraction: float = 0.0002
 
-    def validate(self, prefix: str = "nonempty") -> None:
+    def validate(self, prefix: str = "views.nonempty") -> None:
         if not 0.0 <= self.threshold < 1.0:
-            raise ConfigError(f"config key '{prefix}.threshold': {self.threshold} is not in [0, 1)")
+            raise ConfigError(f"config key '{_key(prefix, 'threshold')}': {self.threshold} is not in [0, 1)")
         if not 0.0 <= self.min_fraction <= 1.0:
-            raise ConfigError(f"config key '{prefix}.min_fraction': {self.min_fraction} is not in [0, 1]")
+            raise ConfigError(f"config key '{_key(prefix, 'min_fraction')}': {self.min_fraction} is not in [0, 1]")
 
 
 @dataclass
 class ViewConfig:
     """The full view recipe: geometry (seed 000 §6.1, §7.1) and augmentations (Table 3)."""
 
-    output_size: int = 224  # S: views are resized to the model input size
+    output_size: int | None = 224  # S: views are resized to the model input size (None in a pretrain config: follow it)
     regime: Literal["paper", "none"] = "paper"  # "none": plain resized crops (no augmentation), for ablations
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
@@ -228,29 +230,30 @@ class ViewConfig:
     multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)  # self-distillation crop groups
     max_attempts: int = 5  # dataset-level resampling of a different cutout (§7.1.1)
 
-    def validate(self) -> None:
-        if self.output_size < 1:
-            raise ConfigError("config key 'output_size': must be >= 1")
-        self.anchors.validate("anchors")
-        _check_prob("p_global", self.p_global)
+    def validate(self, prefix: str = "views") -> None:
+        """Every key of the view recipe; errors carry the full dotted key (``views.output_size``; ``prefix`` is
+        "" for a ViewConfig resolved on its own)."""
+        k = lambda name: _key(prefix, name)  # noqa: E731  (a one-letter key formatter keeps the checks on one line)
+        if self.output_size is not None and self.output_size < 1:  # None: filled in from the model later
+            raise ConfigError(f"config key '{k('output_size')}': must be >= 1")
+        self.anchors.validate(k("anchors"))
+        _check_prob(k("p_global"), self.p_global)
         for name in ("global_scale", "roi_side", "recon_scale", "wide_scale", "extra_scale"):
-            _check_range(name, getattr(self, name), lo=1e-6, hi=1.0)
+            _check_range(k(name), getattr(self, name), lo=1e-6, hi=1.0)
         if not 0.0 <= self.min_ioa <= 1.0:
-            raise ConfigError(f"config key 'min_ioa': {self.min_ioa} is not in [0, 1]")
+            raise ConfigError(f"config key '{k('min_ioa')}': {self.min_ioa} is not in [0, 1]")
         if self.extra_scale[1] > self.wide_scale[0] and self.min_ioa > 0:
             # The fallback places the additional view inside the wide view; it must fit there.
             raise ConfigError(
-                "config key 'extra_scale': its upper end must not exceed wide_scale's lower end "
+                f"config key '{k('extra_scale')}': its upper end must not exceed wide_scale's lower end "
                 "(the additional view has to fit inside the wide view)"
             )
         for name in ("crop_attempts", "ioa_attempts"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"config key '{name}': must be >= 1")
+                raise ConfigError(f"config key '{k(name)}': must be >= 1")
         if self.max_attempts < 0:
-            raise ConfigError("config key 'max_attempts': must be >= 0")
+            raise ConfigError(f"config key '{k('max_attempts')}': must be >= 0")
         if self.contrastive_wide_bands < 0:
-            raise ConfigError("config key 'contrastive_wide_bands': must be >= 0")
-        self.mild.validate("mild")
-        self.strong.validate("strong")
-        self.nonempty.validate("nonempty")
-        self.multicrop.validate("multicrop")
+            raise ConfigError(f"config key '{k('contrastive_wide_bands')}': must be >= 0")
+        for name in ("mild", "strong", "nonempty", "multicrop"):
+            getattr(self, name).validate(k(name))

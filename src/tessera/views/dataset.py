@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from tessera import dist as tessera_dist
 from tessera.seeding import mix_seed
 from tessera.views.config import ViewConfig
 from tessera.views.generator import Branch, ViewGenerator
@@ -18,9 +19,8 @@ def view_seed(base: int, index: int, epoch: int = 0, rank: int = 0, worker: int 
 
 
 def current_rank() -> int:
-    """The DDP rank, 0 outside torch.distributed."""
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """The DDP rank (:func:`tessera.dist.rank`), 0 for a single process."""
+    return tessera_dist.rank()
 
 
 class ViewDataset(Dataset):
