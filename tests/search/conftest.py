@@ -56,3 +56,28 @@ def emb(tmp_path_factory, store, encoder) -> Path:
     out = tmp_path_factory.mktemp("emb") / "emb"
     embed_source(encoder, from_store(store), out, model_ref=MODEL, batch=8, shard_size=16, progress=False)
     return out
+
+
+def write_set(folder: Path, vectors: np.ndarray, shard_size: int = 50_000, fingerprint: str = "synthetic") -> Path:
+    """A synthetic embedding set on disk (set.json + shards) from vectors (N, D), ids ``v<i>``."""
+    import json
+
+    import pandas as pd
+
+    from tessera.search.embed import SET_JSON, SHARDS, _write_shard
+
+    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
+    info = {"format": 1, "model": "", "fingerprint": fingerprint, "readout": "mean_patch", "layer": 0,
+            "dim": int(vectors.shape[1]), "shard_size": shard_size, "source": {"kind": "store", "ref": "none"}}
+    (folder / SET_JSON).write_text(json.dumps(info))
+    for k, s in enumerate(range(0, len(vectors), shard_size)):
+        ids = [f"v{i}" for i in range(s, min(s + shard_size, len(vectors)))]
+        _write_shard(folder / SHARDS, f"{k:06d}", vectors[s : s + shard_size], pd.DataFrame({"cutout_id": ids}))
+    return folder
+
+
+def clustered(n: int, d: int, clusters: int, seed: int = 0, spread: float = 0.3) -> np.ndarray:
+    """(n, d) float32: Gaussian clusters around random centres (a stand-in for embeddings of object classes)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    return (centres[rng.integers(0, clusters, n)] + spread * rng.normal(size=(n, d))).astype(np.float32)
