@@ -37,7 +37,9 @@ def _check(args) -> None:
 def _print_table(results, score_col: str) -> None:
     cols = [c for c in ("rank", "cutout_id", score_col, "source", "survey", "path", "hdu", "x", "y", "ra", "dec")
             if c in results.columns]
-    print(results[cols].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    formats = {c: (lambda v: f"{v:.5f}") for c in ("ra", "dec") if c in cols}
+    formats[score_col] = lambda v: f"{v:.4f}"
+    print(results[cols].to_string(index=False, formatters=formats))
 
 
 def run(args) -> int:
@@ -57,9 +59,9 @@ def run(args) -> int:
     else:
         results, cone = index.query_position(args.ra, args.dec, args.k, args.radius, where=where)
         seed = str(results["query"].iat[0])
-        print(f"cone: {len(cone)} cutouts at RA {args.ra} Dec {args.dec}; searching from {seed} "
+        print(f"cone: {len(cone)} cutout(s) at RA {args.ra} Dec {args.dec}; searching from {seed} "
               f"({cone['separation_arcsec'].iat[0]:.1f} arcsec from its centre)")
-        query_image, query_caption = None, f"{seed} (RA {args.ra}, Dec {args.dec})"
+        query_image, query_caption = None, f"{seed}\nRA {args.ra} Dec {args.dec}"
     score_col = "similarity" if "similarity" in results.columns else "distance"
     _print_table(results, score_col)
     if args.out:

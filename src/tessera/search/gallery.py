@@ -60,7 +60,7 @@ def gallery_figure(query_image: np.ndarray, query_caption: str, images: list[np.
     cells = [(query_image, "query\n" + query_caption)] + list(zip(images, captions))
     ncols = max(1, min(ncols, len(cells)))
     nrows = math.ceil(len(cells) / ncols)
-    fig = Figure(figsize=(2.0 * ncols, 2.4 * nrows))
+    fig = Figure(figsize=(2.2 * ncols, 3.0 * nrows))
     FigureCanvasAgg(fig)
     for i, (img, text) in enumerate(cells):
         ax = fig.add_subplot(nrows, ncols, i + 1)
