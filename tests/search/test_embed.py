@@ -113,3 +113,35 @@ def test_bad_layer_is_refused_before_any_work(tmp_path, store, encoder):
     with pytest.raises(TesseraError, match="--layer 7: out of range"):
         _embed(encoder, store, tmp_path / "emb", layer=7)
     assert not (tmp_path / "emb").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_of_tessera_embed_then_rerun_equals_an_uninterrupted_run(tmp_path, store, encoder):
+    """A real SIGKILL of the command while it writes shards; the rerun completes the set exactly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tessera.cli import main
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "TESSERA_EMBED_SLOW": "0.4", "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
+    argv = ["embed", "--model", MODEL, "--corpus", str(store), "--batch", "4", "--shard-size", "8", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli", *argv, "--out", str(tmp_path / "killed")], env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((tmp_path / "killed").glob("*/shards/*.parquet"))) >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)  # land inside the slow window of the next shard (array written, table not yet)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    committed = len(EmbeddingSet.open(tmp_path / "killed"))
+    assert 0 < committed < 50
+    assert main([*argv, "--out", str(tmp_path / "killed")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    _assert_same(EmbeddingSet.open(tmp_path / "killed"), EmbeddingSet.open(tmp_path / "whole"))

@@ -17,6 +17,7 @@ same shard boundaries, so killed-and-rerun equals uninterrupted (the cached-feat
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -174,9 +175,20 @@ def _check_same_source(folder: Path, info: dict, source: EmbedSource) -> None:
         )
 
 
+def _slow_hook() -> float:
+    """Test hook: seconds to pause between a shard's array and its table (TESSERA_EMBED_SLOW), so that a kill -9
+    test can land in the window where an array exists without its table."""
+    try:
+        return float(os.environ.get("TESSERA_EMBED_SLOW", "0") or 0)
+    except ValueError:
+        return 0.0
+
+
 def _write_shard(folder: Path, name: str, vectors: np.ndarray, rows: pd.DataFrame) -> None:
     """The array first, then the table: the table's presence is the commit (module docstring)."""
     atomic_write(folder / f"{name}.npy", lambda fh: np.save(fh, vectors.astype(np.float32), allow_pickle=False))
+    if _slow_hook():
+        time.sleep(_slow_hook())
     atomic_write(folder / f"{name}.parquet", lambda fh: rows.reset_index(drop=True).to_parquet(fh, index=False))
 
 

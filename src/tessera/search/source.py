@@ -86,6 +86,23 @@ def from_store(path: str | Path) -> EmbedSource:
     return EmbedSource("store", str(Path(path).resolve()), table, _store=store)
 
 
+def _spec_folder(spec: str) -> Path:
+    """The folder a data spec's relative image paths are relative to (the CSV's or the benchmark's folder)."""
+    from tessera.evaluate.benchmarks import parse_spec
+
+    path = Path(parse_spec(spec)[1])
+    return path if path.is_dir() else path.parent
+
+
+def _absolute_paths(paths: pd.Series, folder: Path) -> list[str]:
+    """Image paths made absolute where the file exists (the WCS footprint of a position query reads it)."""
+    out = []
+    for p in paths.astype(str):
+        full = Path(p) if Path(p).is_absolute() else folder / p
+        out.append(str(full.resolve()) if full.is_file() else p)
+    return out
+
+
 def _data_table(ls, part: str) -> pd.DataFrame:
     """A LabeledSet's meta as provenance: ``source`` -> ``path``, ``ra_deg``/``dec_deg`` -> ``ra``/``dec``."""
     meta = ls.meta.reset_index(drop=True).rename(columns={"source": "path", "ra_deg": "ra", "dec_deg": "dec"})
@@ -104,6 +121,9 @@ def from_data_spec(spec: str, hdu: int | None = None) -> EmbedSource:
     data = load_eval_data(spec, hdu=hdu)
     parts = [("train", data.train)] + ([("test", data.test)] if data.test is not None else [])
     tables = [_data_table(ls, name) for name, ls in parts]
+    folder = _spec_folder(spec)
+    for t in tables:
+        t["path"] = _absolute_paths(t["path"], folder)
     images = [img for _, ls in parts for img in ls.images]
     table = pd.concat(tables, ignore_index=True)
     dup = table[ID].duplicated(keep=False)
