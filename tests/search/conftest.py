@@ -59,21 +59,13 @@ def emb(tmp_path_factory, store, encoder) -> Path:
 
 
 def write_set(folder: Path, vectors: np.ndarray, shard_size: int = 50_000, fingerprint: str = "synthetic") -> Path:
-    """A synthetic embedding set on disk (set.json + shards) from vectors (N, D), ids ``v<i>``."""
-    import json
-
+    """A synthetic embedding set on disk from vectors (N, D), ids ``v<i>``."""
     import pandas as pd
 
-    from tessera.search.embed import SET_JSON, SHARDS, _write_shard
+    from tessera.search.embed import write_embedding_set
 
-    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
-    info = {"format": 1, "model": "", "fingerprint": fingerprint, "readout": "mean_patch", "layer": 0,
-            "dim": int(vectors.shape[1]), "shard_size": shard_size, "source": {"kind": "store", "ref": "none"}}
-    (folder / SET_JSON).write_text(json.dumps(info))
-    for k, s in enumerate(range(0, len(vectors), shard_size)):
-        ids = [f"v{i}" for i in range(s, min(s + shard_size, len(vectors)))]
-        _write_shard(folder / SHARDS, f"{k:06d}", vectors[s : s + shard_size], pd.DataFrame({"cutout_id": ids}))
-    return folder
+    table = pd.DataFrame({"cutout_id": [f"v{i}" for i in range(len(vectors))]})
+    return write_embedding_set(folder, vectors, table, fingerprint, shard_size=shard_size).path
 
 
 def clustered(n: int, d: int, clusters: int, seed: int = 0, spread: float = 0.3) -> np.ndarray:

@@ -258,3 +258,25 @@ def embed_source(
     return {"set": str(folder), "fingerprint": emb.fingerprint, "readout": readout, "layer": layer, "dim": emb.dim,
             "rows": len(table), "embedded": len(pending), "already_done": len(source) - len(pending),
             "seconds": round(seconds, 3), "images_per_s": round(len(pending) / seconds, 2) if pending else None}
+
+
+def write_embedding_set(folder: str | Path, vectors: np.ndarray, table: pd.DataFrame, fingerprint: str,
+                        model_ref: str = "", readout: str = "mean_patch", layer: int = 0,
+                        shard_size: int = DEFAULT_SHARD_SIZE, source: dict | None = None) -> EmbeddingSet:
+    """An embedding set from vectors computed elsewhere: vectors (N, D), ``table`` with N rows and a unique
+    ``cutout_id`` column; ``fingerprint`` names the model that made them (queries are checked against it)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(table) != len(vectors):
+        raise TesseraError(f"vectors of shape {vectors.shape} and a table of {len(table)} rows do not match "
+                           "(need (N, D) and N rows)")
+    if ID not in table.columns or not table[ID].is_unique:
+        raise TesseraError(f"the table needs a unique {ID!r} column")
+    folder = Path(folder)
+    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
+    info = {"format": FORMAT, "model": model_ref, "fingerprint": str(fingerprint), "readout": readout,
+            "layer": int(layer), "dim": int(vectors.shape[1]), "shard_size": int(shard_size),
+            "source": source or {"kind": "vectors", "ref": ""}}
+    atomic_write_text(folder / SET_JSON, json.dumps(info, indent=2))
+    for k, s in enumerate(range(0, len(vectors), shard_size)):
+        _write_shard(folder / SHARDS, f"{k:06d}", vectors[s : s + shard_size], table.iloc[s : s + shard_size])
+    return EmbeddingSet(folder, info)

@@ -38,7 +38,9 @@ def choose_params(n: int, d: int, kind: str = "auto", metric: str = "cosine") ->
 
     IVF-PQ: nlist = the power of two nearest 4 sqrt(n) (the FAISS wiki's 4-16 sqrt(n) rule), at most n / 39;
     m = the largest divisor of d up to d / 4 (4 dimensions per 8-bit sub-quantizer: code size m bytes);
-    nprobe = nlist / 16 (at least 8); rerank 10. HNSW: M 32, efConstruction 80, efSearch 128.
+    nprobe = nlist / 16 (at least 8); rerank 30 (PQ codes, not nprobe, limit recall: at 1e5 x 192 clustered,
+    recall@10 is 0.34 / 0.82 / 0.98 for rerank 1 / 10 / 30, the same for nprobe 64, 128 or 256). HNSW: M 32,
+    efConstruction 80, efSearch 128.
     """
     if kind not in KINDS:
         raise TesseraError(f"--kind {kind!r}: unknown (choose from {', '.join(KINDS)})")
@@ -56,7 +58,7 @@ def choose_params(n: int, d: int, kind: str = "auto", metric: str = "cosine") ->
         nlist = int(max(1, min(nlist, n // MIN_POINTS_PER_LIST)))
         m = _largest_divisor_at_most(d, d // 4)
         params.update(nlist=nlist, m=m, nbits=PQ_BITS, code_size=m * PQ_BITS // 8,
-                      nprobe=int(min(nlist, max(8, nlist // 16))), rerank=10)
+                      nprobe=int(min(nlist, max(8, nlist // 16))), rerank=30)
     elif kind == "hnsw":
         params.update(M=32, ef_construction=80, ef_search=128)
     return params
