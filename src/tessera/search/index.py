@@ -121,7 +121,13 @@ def _to_gpu(index):
         return index
     if isinstance(index, faiss.IndexHNSW):
         return index
-    return faiss.index_cpu_to_all_gpus(index)
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except RuntimeError as exc:  # e.g. a PQ code size GPU FAISS does not support: search on the CPU instead
+        import warnings
+
+        warnings.warn(f"GPU FAISS refused this index ({str(exc).splitlines()[0]}); searching on the CPU", stacklevel=2)
+        return index
 
 
 def build_index(emb: EmbeddingSet, kind: str = "auto", metric: str = "cosine", seed: int = 0) -> dict:
