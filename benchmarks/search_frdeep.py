@@ -33,6 +33,19 @@ def partner_ranks(index, table, query_part: str, target_part: str, k: int) -> np
     return np.asarray(ranks)
 
 
+def _recalls(ranks: np.ndarray, k: int) -> dict:
+    return {"recall@1": round(float(np.mean(ranks <= 1)), 4), f"recall@{k}": round(float(np.mean(ranks <= k)), 4)}
+
+
+def _protocol_ranks(index, table) -> np.ndarray:
+    """The same embeddings under ``tessera evaluate --protocol retrieval`` (each survey centred on its own mean)."""
+    from tessera.evaluate.retrieval import match_ranks
+
+    first = table[table["part"] == "train"].set_index("object")
+    nvss = table[table["part"] == "test"].set_index("object").loc[first.index]
+    return match_ranks(index.emb.rows(first["row"].to_numpy()), index.emb.rows(nvss["row"].to_numpy()))
+
+
 def main() -> None:
     from tessera.models.load import load
     from tessera.search.embed import embed_source
@@ -54,16 +67,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             report = embed_source(encoder, source, tmp, model_ref=ref, progress=False)
-            build_index(Index.open(tmp).emb, kind="flat")
-            index = Index.open(tmp)
-            table = index.table
-            pairs = int((table["part"] == "train").sum())
-            out = {"bench": "search_frdeep_pairs", "model": label or ref, "ref": ref, "pairs": pairs,
+            out = {"bench": "search_frdeep_pairs", "model": label or ref, "ref": ref,
                    "embed_images_per_s": report["images_per_s"], "load_data_s": round(load_s, 1)}
-            for name, (qp, tp) in {"FIRST->NVSS": ("train", "test"), "NVSS->FIRST": ("test", "train")}.items():
-                ranks = partner_ranks(index, table, qp, tp, args.k)
-                out[name] = {"recall@1": round(float(np.mean(ranks <= 1)), 4),
-                             f"recall@{args.k}": round(float(np.mean(ranks <= args.k)), 4)}
+            for center in (False, True):
+                build_index(Index.open(tmp).emb, kind="flat", center=center)
+                index = Index.open(tmp)
+                table = index.table
+                out["pairs"] = int((table["part"] == "train").sum())
+                for name, (qp, tp) in {"FIRST->NVSS": ("train", "test"), "NVSS->FIRST": ("test", "train")}.items():
+                    ranks = partner_ranks(index, table, qp, tp, args.k)
+                    out[f"index{'_centred' if center else ''} {name}"] = _recalls(ranks, args.k)
+            out["evaluate_protocol FIRST->NVSS"] = _recalls(_protocol_ranks(index, table), args.k)
             out["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(out), flush=True)
 

@@ -80,3 +80,18 @@ def test_an_index_older_than_its_set_is_refused(tmp_path):
     write_set(tmp_path / "s", np.concatenate([x, x[:10]]), shard_size=60)  # the set grew by 10 rows
     with pytest.raises(TesseraError, match="index of 100 vectors, the set now has 110"):
         SearchIndex.load(EmbeddingSet.open(folder))
+
+
+def test_centred_index_ranks_like_brute_force_on_centred_vectors(tmp_path):
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(2000, 16)) + 5.0).astype(np.float32)  # a large common component, like ViT features
+    emb = EmbeddingSet.open(write_set(tmp_path / "s", x, shard_size=900))
+    params = build_index(emb, kind="flat", center=True)
+    assert params["center"] is True
+    index = SearchIndex.load(emb)
+    np.testing.assert_allclose(index.mean, x.mean(0), rtol=1e-5)
+    q = x[:30] + 0.1 * rng.normal(size=(30, 16)).astype(np.float32)
+    _, rows = index.search(q, 10)
+    mean = x.mean(0)
+    np.testing.assert_array_equal(rows, brute_force(x - mean, q - mean, 10)[1])
+    assert recall_at_k(brute_force(x, q, 10)[1], rows) < 0.9  # centring changes the ranking here

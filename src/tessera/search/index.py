@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tessera.errors import TesseraError
-from tessera.search._io import atomic_write_bytes, atomic_write_text
+from tessera.search._io import atomic_write, atomic_write_bytes, atomic_write_text
 from tessera.search.embed import EmbeddingSet
 
 KINDS = ("auto", "flat", "ivf-pq", "hnsw")
@@ -25,6 +25,7 @@ METRICS = ("cosine", "l2")
 EXACT_LIMIT = 1_000_000  # "exact below about a million vectors" (issue 13)
 INDEX_FILE = "index.faiss"
 INDEX_JSON = "index.json"
+MEAN_FILE = "index_mean.npy"
 MIN_POINTS_PER_LIST = 39  # FAISS warns below 39 training points per centroid
 PQ_BITS = 8
 
@@ -130,19 +131,30 @@ def _to_gpu(index):
         return index
 
 
-def build_index(emb: EmbeddingSet, kind: str = "auto", metric: str = "cosine", seed: int = 0) -> dict:
-    """Build and save ``index.faiss`` + ``index.json`` in the set's folder; returns the metadata."""
+def build_index(emb: EmbeddingSet, kind: str = "auto", metric: str = "cosine", seed: int = 0,
+                center: bool = False) -> dict:
+    """Build and save ``index.faiss`` + ``index.json`` in the set's folder; returns the metadata.
+
+    ``center``: subtract the set's mean vector (saved as ``index_mean.npy``) from every vector and query before
+    the metric. Mean-pooled ViT features share a large common component, so uncentred cosine similarities all
+    sit near 1 and rank poorly (evaluate/retrieval.py centres for the same reason)."""
     import faiss
 
     n, d = len(emb), emb.dim
     params = choose_params(n, d, kind, metric)
+    params["center"] = bool(center)
     start = time.perf_counter()
-    vectors = prepare_vectors(emb.vectors(), metric)
+    raw = emb.vectors()
+    mean = raw.mean(axis=0, dtype=np.float64).astype(np.float32) if center else None
+    vectors = prepare_vectors(raw - mean if center else raw, metric)
+    del raw
     index = build_faiss(vectors, params, seed)
     params["build_seconds"] = round(time.perf_counter() - start, 3)
     params["fingerprint"] = emb.fingerprint
     params["faiss"] = faiss.__version__
     atomic_write_bytes(emb.path / INDEX_FILE, faiss.serialize_index(index).tobytes())
+    if center:
+        atomic_write(emb.path / MEAN_FILE, lambda fh: np.save(fh, mean, allow_pickle=False))
     atomic_write_text(emb.path / INDEX_JSON, json.dumps(params, indent=2))
     return params
 
@@ -154,6 +166,7 @@ class SearchIndex:
     emb: EmbeddingSet
     index: object
     params: dict
+    mean: np.ndarray | None = None  # (D,) subtracted before the metric when the index was built with center
 
     @classmethod
     def load(cls, emb: EmbeddingSet, metric: str = "cosine") -> "SearchIndex":
@@ -173,7 +186,8 @@ class SearchIndex:
         data = np.fromfile(emb.path / INDEX_FILE, dtype=np.uint8)
         index = faiss.deserialize_index(data)
         _apply_search_params(index, params)
-        return cls(emb, _to_gpu(index), params)
+        mean = np.load(emb.path / MEAN_FILE) if params.get("center") else None
+        return cls(emb, _to_gpu(index), params, mean)
 
     @property
     def metric(self) -> str:
@@ -185,9 +199,7 @@ class SearchIndex:
         Scores: cosine similarity (higher is closer) or Euclidean distance (lower is closer)."""
         if k <= 0:
             raise TesseraError(f"--k {k}: must be a positive integer")
-        q = prepare_vectors(np.atleast_2d(queries), self.metric)
-        if q.shape[1] != self.emb.dim:
-            raise TesseraError(f"query vectors have dimension {q.shape[1]}, the set {self.emb.dim}")
+        q = self._prepare(np.atleast_2d(queries))
         k = min(int(k), int(self.params["n"]))
         rerank = int(self.params.get("rerank", 1))
         fetch = min(k * rerank, int(self.params["n"]))
@@ -198,11 +210,18 @@ class SearchIndex:
             scores = np.sqrt(np.maximum(scores, 0))
         return scores[:, :k], rows[:, :k]
 
+    def _prepare(self, x: np.ndarray) -> np.ndarray:
+        """(M, D) raw embeddings -> what the index holds: centred when built so, normalized for cosine."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.emb.dim:
+            raise TesseraError(f"query vectors have dimension {x.shape[-1]}, the set {self.emb.dim}")
+        return prepare_vectors(x - self.mean if self.mean is not None else x, self.metric)
+
     def _rerank(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact scores of the candidate ``rows`` (Q, k*rerank) from the shards; best k of each."""
         valid = rows >= 0
         safe = np.where(valid, rows, 0)
-        cand = prepare_vectors(self.emb.rows(safe).reshape(-1, q.shape[1]), self.metric).reshape(*safe.shape, -1)
+        cand = self._prepare(self.emb.rows(safe).reshape(-1, q.shape[1])).reshape(*safe.shape, -1)
         if self.metric == "cosine":
             exact = np.einsum("qd,qkd->qk", q, cand)
             exact[~valid] = -np.inf
