@@ -54,7 +54,7 @@ class _Page(HTMLParser):
 def cli_emb(tmp_path_factory, store) -> Path:
     out = tmp_path_factory.mktemp("cli") / "emb"
     assert main(["embed", "--model", MODEL, "--corpus", str(store), "--out", str(out), "--batch", "16", "--quiet"]) == 0
-    assert main(["index", str(out), "--kind", "flat"]) == 0
+    assert main(["index", str(out), "--kind", "flat", "--center"]) == 0
     return out
 
 
