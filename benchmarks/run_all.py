@@ -28,10 +28,12 @@ BENCHMARKS = {
     "views": ["--batch", "32", "--size", "512", "--output-size", "224", "--repeats", "3"],
     "pretrain_step": ["--preset", "cpu", "--steps", "10"],
     "probe": ["--max-per-class", "40", "--epochs", "20"],
+    "search_embed": ["--n", "256"], "search_index": ["--n", "100000", "--dims", "192", "768", "--data", "clustered"],
 }
 GPU_BENCHMARKS = {
     "views": ["--batch", "256", "--size", "512", "--output-size", "224", "--device", "cuda"],
     "pretrain_step": ["--preset", "paper", "--steps", "20"],
+    "search_embed": ["--model", "random:vit_base_patch16_224", "--device", "cuda", "--bf16", "--n", "8192"],
 }
 
 

@@ -22,6 +22,9 @@ COMMANDS = {
     "evaluate": "linear probe, fine-tuning and k-NN under stratified K-fold CV",
     "bakeoff": "pretrain several recipes with one budget and rank them against random init",
     "demo": "the end-to-end demo on simulated data, offline",
+    "embed": "embed every cutout of a store (or a data spec) into a resumable embedding set",
+    "index": "build a FAISS index (flat, IVF-PQ, HNSW) over an embedding set",
+    "search": "find the cutouts most similar to a cutout, an image file or a sky position",
 }
 
 

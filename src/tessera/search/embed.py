@@ -1,0 +1,282 @@
+"""Embedding a whole source into a resumable, append-only set of sharded arrays (issue 13).
+
+Layout of ``EMB`` (one folder per encoder, so another model, readout or layer never mixes in)::
+
+    EMB/<fingerprint>-<readout>-L<layer>/
+        set.json                       model ref, fingerprint, readout, layer, dim, source (kind, ref)
+        shards/000000.npy              (n, D) float32 embeddings, rows in the order of the matching table
+        shards/000000.parquet          the n rows: cutout_id + provenance (store manifest columns, RA/Dec)
+        table.parquet                  every committed row, with its global ``row`` (rewritten after each run)
+
+A shard is committed when its ``.parquet`` exists (written after its ``.npy``, both atomically), so a run
+killed at any point leaves only committed shards plus, at worst, one orphan ``.npy`` or temporary file,
+removed by the next run. A rerun embeds exactly the items not yet committed, in source order and with the
+same shard boundaries, so killed-and-rerun equals uninterrupted (the cached-feature rule of DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tessera.errors import TesseraError
+from tessera.search._io import atomic_write, atomic_write_text, remove_stale_temporaries
+from tessera.search.source import ID, EmbedSource
+
+SET_JSON = "set.json"
+SHARDS = "shards"
+TABLE = "table.parquet"
+FORMAT = 1
+DEFAULT_SHARD_SIZE = 4096
+
+
+def set_name(fingerprint: str, readout: str, layer: int) -> str:
+    """Folder name of the embedding set of one encoder, readout and (0-based) block."""
+    return f"{fingerprint}-{readout.replace('+', '_')}-L{int(layer)}"
+
+
+@dataclass
+class EmbeddingSet:
+    """An embedding set on disk: ``info`` (set.json), committed shards, ``table`` and ``vectors``."""
+
+    path: Path
+    info: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> "EmbeddingSet":
+        """``path``: a set folder, or an ``EMB`` folder holding exactly one set."""
+        return cls(*_resolve_set(Path(path)))
+
+    # -- facts -------------------------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        return str(self.info["fingerprint"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.info["dim"])
+
+    def shard_names(self) -> list[str]:
+        """Committed shard stems in order (a ``.parquet`` with its ``.npy``)."""
+        folder = self.path / SHARDS
+        return sorted(p.stem for p in folder.glob("*.parquet") if (folder / f"{p.stem}.npy").is_file())
+
+    def shard_lengths(self) -> list[int]:
+        return [int(np.load(self.path / SHARDS / f"{s}.npy", mmap_mode="r").shape[0]) for s in self.shard_names()]
+
+    def __len__(self) -> int:
+        return int(sum(self.shard_lengths()))
+
+    # -- data --------------------------------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """Every committed row in order, with ``row`` (its index in :meth:`vectors`) and ``shard``."""
+        frames = []
+        for name in self.shard_names():
+            frame = pd.read_parquet(self.path / SHARDS / f"{name}.parquet")
+            frame["shard"] = name
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame({"row": pd.Series(dtype="int64"), ID: pd.Series(dtype="string")})
+        table = pd.concat(frames, ignore_index=True)
+        table.insert(0, "row", np.arange(len(table), dtype=np.int64))
+        return table
+
+    def vectors(self) -> np.ndarray:
+        """(N, D) float32, all committed rows in table order."""
+        arrays = [np.load(self.path / SHARDS / f"{s}.npy", mmap_mode="r") for s in self.shard_names()]
+        if not arrays:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32)
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """Vectors of global ``rows`` (any shape of int) -> (..., D), read from the memory-mapped shards."""
+        rows = np.asarray(rows, dtype=np.int64)
+        maps = [np.load(self.path / SHARDS / f"{s}.npy", mmap_mode="r") for s in self.shard_names()]
+        starts = np.cumsum([0] + [len(m) for m in maps])
+        flat = rows.reshape(-1)
+        out = np.empty((flat.size, self.dim), dtype=np.float32)
+        which = np.searchsorted(starts, flat, side="right") - 1
+        for k in np.unique(which):
+            sel = which == k
+            out[sel] = maps[k][flat[sel] - starts[k]]
+        return out.reshape(*rows.shape, self.dim)
+
+
+def _resolve_set(path: Path) -> tuple[Path, dict]:
+    if (path / SET_JSON).is_file():
+        return path, _read_info(path)
+    if not path.is_dir():
+        raise TesseraError(f"{path}: no such embedding set (run `tessera embed --out {path}` first)")
+    sets = sorted(p for p in path.iterdir() if (p / SET_JSON).is_file())
+    if not sets:
+        raise TesseraError(f"{path}: not an embedding set (no {SET_JSON} in it or in a subfolder)")
+    if len(sets) > 1:
+        names = ", ".join(p.name for p in sets)
+        raise TesseraError(f"{path}: holds {len(sets)} embedding sets ({names}); name one, e.g. {sets[0]}")
+    return sets[0], _read_info(sets[0])
+
+
+def _read_info(folder: Path) -> dict:
+    try:
+        return json.loads((folder / SET_JSON).read_text())
+    except (OSError, ValueError) as exc:
+        raise TesseraError(f"{folder / SET_JSON}: unreadable ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------------------------- embedding
+
+
+def _batches(source: EmbedSource, positions: list[int], batch: int) -> list[list[int]]:
+    """Consecutive runs of ``positions`` of one image shape, at most ``batch`` long (a batch stacks one shape)."""
+    out: list[list[int]] = []
+    for p in positions:
+        if out and len(out[-1]) < batch and source.shape(out[-1][-1]) == source.shape(p):
+            out[-1].append(p)
+        else:
+            out.append([p])
+    return out
+
+
+def embed_positions(encoder, source: EmbedSource, positions: list[int], readout: str, layer: int, batch: int,
+                    on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """Items ``positions`` of ``source`` -> (n, D) float32 through ``encoder.embed`` (DESIGN §3.3)."""
+    import torch
+
+    feats = []
+    for idx in _batches(source, positions, batch):
+        images = torch.from_numpy(np.stack([source.image(p) for p in idx]))
+        out = encoder.embed(images.to(encoder.device), readout=readout, layer=layer)
+        feats.append(out.detach().float().cpu().numpy())
+        if on_batch is not None:
+            on_batch(len(idx))
+    return np.concatenate(feats) if feats else np.zeros((0, encoder.hidden_size), dtype=np.float32)
+
+
+def _set_info(encoder, model_ref: str, source: EmbedSource, readout: str, layer: int, dim: int, shard_size: int,
+              hdu: int | None) -> dict:
+    return {"format": FORMAT, "model": model_ref, "fingerprint": str(encoder.fingerprint), "readout": readout,
+            "layer": int(layer), "dim": int(dim), "image_size": int(encoder.image_size), "shard_size": int(shard_size),
+            "source": {**source.describe(), "hdu": hdu}}
+
+
+def _check_same_source(folder: Path, info: dict, source: EmbedSource) -> None:
+    old = info.get("source", {})
+    if (old.get("kind"), old.get("ref")) != (source.kind, source.ref):
+        raise TesseraError(
+            f"{folder}: embeds {old.get('kind')} {old.get('ref')}, not {source.kind} {source.ref}; "
+            "use another --out for another corpus"
+        )
+
+
+def _slow_hook() -> float:
+    """Test hook: seconds to pause between a shard's array and its table (TESSERA_EMBED_SLOW), so that a kill -9
+    test can land in the window where an array exists without its table."""
+    try:
+        return float(os.environ.get("TESSERA_EMBED_SLOW", "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+def _write_shard(folder: Path, name: str, vectors: np.ndarray, rows: pd.DataFrame) -> None:
+    """The array first, then the table: the table's presence is the commit (module docstring)."""
+    atomic_write(folder / f"{name}.npy", lambda fh: np.save(fh, vectors.astype(np.float32), allow_pickle=False))
+    if _slow_hook():
+        time.sleep(_slow_hook())
+    atomic_write(folder / f"{name}.parquet", lambda fh: rows.reset_index(drop=True).to_parquet(fh, index=False))
+
+
+def _clean_uncommitted(folder: Path) -> None:
+    remove_stale_temporaries(folder)
+    for npy in folder.glob("*.npy"):
+        if not (folder / f"{npy.stem}.parquet").is_file():
+            npy.unlink()
+
+
+def embed_source(
+    encoder,
+    source: EmbedSource,
+    out: str | Path,
+    model_ref: str = "",
+    readout: str | None = None,
+    layer: int = -1,
+    batch: int = 64,
+    shard_size: int = DEFAULT_SHARD_SIZE,
+    hdu: int | None = None,
+    progress: bool = True,
+    after_shard: Callable[[int], None] | None = None,
+) -> dict:
+    """Embed every item of ``source`` not yet in ``out``'s set for this encoder; returns a report dict.
+
+    ``readout`` None -> the encoder's default; ``layer`` is normalized to a 0-based block. ``after_shard(i)`` is
+    called after shard ``i`` is committed (tests inject failures there).
+    """
+    from tessera.progress import progress_bar
+
+    if batch <= 0 or shard_size <= 0:
+        raise TesseraError(f"batch ({batch}) and shard_size ({shard_size}) must be positive")
+    readout = readout or encoder.readout
+    depth = encoder.num_layers
+    if not -depth <= int(layer) < depth:
+        raise TesseraError(f"--layer {layer}: out of range for a {depth}-block encoder")
+    layer = int(layer) % depth
+    folder = Path(out) / set_name(encoder.fingerprint, readout, layer)
+    shard_dir = folder / SHARDS
+    if (folder / SET_JSON).is_file():
+        info = _read_info(folder)
+        _check_same_source(folder, info, source)
+        shard_size = int(info["shard_size"])  # the boundaries of the first run, so reruns reproduce them
+    else:
+        shard_dir.mkdir(parents=True, exist_ok=True)
+        dim = embed_positions(encoder, source, [0], readout, layer, 1).shape[1] if len(source) else encoder.hidden_size
+        info = _set_info(encoder, model_ref, source, readout, layer, dim, shard_size, hdu)
+        atomic_write_text(folder / SET_JSON, json.dumps(info, indent=2))
+    _clean_uncommitted(shard_dir)
+    emb = EmbeddingSet(folder, info)
+    done = set(emb.table()[ID].tolist())
+    pending = [i for i, cid in enumerate(source.ids) if cid not in done]
+    start = time.perf_counter()
+    next_shard = len(emb.shard_names())
+    with progress_bar(total=len(pending), desc="embed", unit="img", disable=not progress) as bar:
+        for s in range(0, len(pending), shard_size):
+            chunk = pending[s : s + shard_size]
+            vectors = embed_positions(encoder, source, chunk, readout, layer, batch, on_batch=bar.update)
+            rows = source.table.iloc[chunk].drop(columns=["store_index"], errors="ignore")
+            _write_shard(shard_dir, f"{next_shard:06d}", vectors, rows)
+            if after_shard is not None:
+                after_shard(next_shard)
+            next_shard += 1
+    seconds = time.perf_counter() - start
+    table = emb.table()
+    atomic_write(folder / TABLE, lambda fh: table.to_parquet(fh, index=False))
+    return {"set": str(folder), "fingerprint": emb.fingerprint, "readout": readout, "layer": layer, "dim": emb.dim,
+            "rows": len(table), "embedded": len(pending), "already_done": len(source) - len(pending),
+            "seconds": round(seconds, 3), "images_per_s": round(len(pending) / seconds, 2) if pending else None}
+
+
+def write_embedding_set(folder: str | Path, vectors: np.ndarray, table: pd.DataFrame, fingerprint: str,
+                        model_ref: str = "", readout: str = "mean_patch", layer: int = 0,
+                        shard_size: int = DEFAULT_SHARD_SIZE, source: dict | None = None) -> EmbeddingSet:
+    """An embedding set from vectors computed elsewhere: vectors (N, D), ``table`` with N rows and a unique
+    ``cutout_id`` column; ``fingerprint`` names the model that made them (queries are checked against it)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or len(table) != len(vectors):
+        raise TesseraError(f"vectors of shape {vectors.shape} and a table of {len(table)} rows do not match "
+                           "(need (N, D) and N rows)")
+    if ID not in table.columns or not table[ID].is_unique:
+        raise TesseraError(f"the table needs a unique {ID!r} column")
+    folder = Path(folder)
+    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
+    info = {"format": FORMAT, "model": model_ref, "fingerprint": str(fingerprint), "readout": readout,
+            "layer": int(layer), "dim": int(vectors.shape[1]), "shard_size": int(shard_size),
+            "source": source or {"kind": "vectors", "ref": ""}}
+    atomic_write_text(folder / SET_JSON, json.dumps(info, indent=2))
+    for k, s in enumerate(range(0, len(vectors), shard_size)):
+        _write_shard(folder / SHARDS, f"{k:06d}", vectors[s : s + shard_size], table.iloc[s : s + shard_size])
+    return EmbeddingSet(folder, info)
