@@ -33,6 +33,16 @@ def is_temp_name(name: str) -> bool:
     return name.startswith(TEMP_PREFIX)
 
 
+def remove_temp_files(folder: str | Path) -> int:
+    """Delete the temporary siblings (``is_temp_name``) a killed writer left in ``folder``; returns how many."""
+    n = 0
+    for p in Path(folder).iterdir():
+        if is_temp_name(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def fsync_dir(path: str | Path) -> None:
     """fsync a directory so the renames inside it survive a power loss (POSIX)."""
     fd = os.open(path, os.O_RDONLY)

@@ -127,10 +127,12 @@ def test_kill_9_of_tessera_embed_then_rerun_equals_an_uninterrupted_run(tmp_path
 
     from tessera.cli import main
 
-    src = str(Path(__file__).resolve().parents[2] / "src")
-    env = {**os.environ, "TESSERA_EMBED_SLOW": "0.4", "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
     argv = ["embed", "--model", MODEL, "--corpus", str(store), "--batch", "4", "--shard-size", "8", "--quiet"]
-    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli", *argv, "--out", str(tmp_path / "killed")], env=env)
+    # slowed table writes (the test hook lives in tests/search/_slow_embed.py, not in production code)
+    cmd = [sys.executable, "-m", "tests.search._slow_embed", "0.4", *argv, "--out", str(tmp_path / "killed")]
+    proc = subprocess.Popen(cmd, env=env, cwd=repo)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if len(list((tmp_path / "killed").glob("*/shards/*.parquet"))) >= 2:

@@ -17,7 +17,6 @@ same shard boundaries, so killed-and-rerun equals uninterrupted (the cached-feat
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tessera.errors import TesseraError
-from tessera.search._io import atomic_write, atomic_write_text, remove_stale_temporaries
+from tessera.io import atomic_open, atomic_write_text, remove_temp_files
 from tessera.search.source import ID, EmbedSource
 
 SET_JSON = "set.json"
@@ -175,25 +174,24 @@ def _check_same_source(folder: Path, info: dict, source: EmbedSource) -> None:
         )
 
 
-def _slow_hook() -> float:
-    """Test hook: seconds to pause between a shard's array and its table (TESSERA_EMBED_SLOW), so that a kill -9
-    test can land in the window where an array exists without its table."""
-    try:
-        return float(os.environ.get("TESSERA_EMBED_SLOW", "0") or 0)
-    except ValueError:
-        return 0.0
-
-
 def _write_shard(folder: Path, name: str, vectors: np.ndarray, rows: pd.DataFrame) -> None:
     """The array first, then the table: the table's presence is the commit (module docstring)."""
-    atomic_write(folder / f"{name}.npy", lambda fh: np.save(fh, vectors.astype(np.float32), allow_pickle=False))
-    if _slow_hook():
-        time.sleep(_slow_hook())
-    atomic_write(folder / f"{name}.parquet", lambda fh: rows.reset_index(drop=True).to_parquet(fh, index=False))
+    _write_shard_array(folder, name, vectors)
+    _write_shard_table(folder, name, rows)
+
+
+def _write_shard_array(folder: Path, name: str, vectors: np.ndarray) -> None:
+    with atomic_open(folder / f"{name}.npy") as fh:
+        np.save(fh, vectors.astype(np.float32), allow_pickle=False)
+
+
+def _write_shard_table(folder: Path, name: str, rows: pd.DataFrame) -> None:
+    with atomic_open(folder / f"{name}.parquet") as fh:
+        rows.reset_index(drop=True).to_parquet(fh, index=False)
 
 
 def _clean_uncommitted(folder: Path) -> None:
-    remove_stale_temporaries(folder)
+    remove_temp_files(folder)
     for npy in folder.glob("*.npy"):
         if not (folder / f"{npy.stem}.parquet").is_file():
             npy.unlink()
@@ -254,7 +252,8 @@ def embed_source(
             next_shard += 1
     seconds = time.perf_counter() - start
     table = emb.table()
-    atomic_write(folder / TABLE, lambda fh: table.to_parquet(fh, index=False))
+    with atomic_open(folder / TABLE) as fh:
+        table.to_parquet(fh, index=False)
     return {"set": str(folder), "fingerprint": emb.fingerprint, "readout": readout, "layer": layer, "dim": emb.dim,
             "rows": len(table), "embedded": len(pending), "already_done": len(source) - len(pending),
             "seconds": round(seconds, 3), "images_per_s": round(len(pending) / seconds, 2) if pending else None}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tessera.search._io import atomic_write_bytes, atomic_write_text
+from tessera.io import atomic_write_bytes, atomic_write_text
 
 THUMBS = "thumbs"
 # The table columns shown on the page, when present (the CSV keeps every column).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tessera.errors import TesseraError
-from tessera.search._io import atomic_write, atomic_write_bytes, atomic_write_text
+from tessera.io import atomic_open, atomic_write_bytes, atomic_write_text
 from tessera.search.embed import EmbeddingSet
 
 KINDS = ("auto", "flat", "ivf-pq", "hnsw")
@@ -154,7 +154,8 @@ def build_index(emb: EmbeddingSet, kind: str = "auto", metric: str = "cosine", s
     params["faiss"] = faiss.__version__
     atomic_write_bytes(emb.path / INDEX_FILE, faiss.serialize_index(index).tobytes())
     if center:
-        atomic_write(emb.path / MEAN_FILE, lambda fh: np.save(fh, mean, allow_pickle=False))
+        with atomic_open(emb.path / MEAN_FILE) as fh:
+            np.save(fh, mean, allow_pickle=False)
     atomic_write_text(emb.path / INDEX_JSON, json.dumps(params, indent=2))
     return params
 
