@@ -59,7 +59,7 @@ def main() -> None:
                       "ratio_ours_over_plain": round(t_ours / t_plain, 3)}))
     model.train()
     for branch in ("reconstruction", "contrastive"):
-        def step():
+        def step(branch=branch):
             out = model(x, branch)
             (out["pred"].square().mean() if branch == "reconstruction" else out["z"].sum()).backward()
         t = _time(step, device, args.repeats)

@@ -128,7 +128,8 @@ def interleaved_images_per_second(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="cpu", help="pretraining preset (cpu, paper) or YAML")
-    parser.add_argument("--batch", type=int, default=None, help="images per step (default: the preset's per-device batch)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images per step (default: the preset's per-device batch)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps per contender (in 5 alternating rounds)")
     parser.add_argument("--objectives", default="reconstruction,contrastive,dino,byol")
     args = parser.parse_args(argv)
@@ -140,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     overrides = ["model.init=null", "train.effective_batch=null", "train.progress=false"]
     if device.type == "cuda" and args.preset == "cpu":
-        print("note: CUDA available; the GPU figure is quoted for --preset paper (ViT-B/16 at 224, bf16)", file=sys.stderr)
+        print("note: CUDA available; the GPU figure is quoted for --preset paper (ViT-B/16 at 224, bf16)",
+              file=sys.stderr)
     cfg = resolve_pretrain_config(args.preset, overrides)
     amp_dtype = resolve_precision(cfg.train.precision, device)
     size = cfg.views.output_size
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             v = 1 if objective == "reconstruction" else 2
             views = torch.rand(batch, v, c, size, size, generator=g).to(device)
         else:
-            views = [torch.rand(batch, grp.count, c, grp.size, grp.size, generator=g).to(device) for grp in plugin.crop_groups()]
+            views = [torch.rand(batch, grp.count, c, grp.size, grp.size,
+                                generator=g).to(device) for grp in plugin.crop_groups()]
             v = sum(grp.count for grp in plugin.crop_groups())
         ours, model = tessera_step(ocfg, objective, views, device)
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)

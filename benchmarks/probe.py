@@ -52,7 +52,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     feats = extract_features(encoder, ls, chunk_size=64)  # all 8 D4 elements, every image (no disk cache: timed cold)
-    heads_cached = [train_probe_cached(feats, ls.labels, tr, len(ls.classes), cfg, seed=k) for k, (tr, _) in enumerate(folds)]
+    heads_cached = [train_probe_cached(feats, ls.labels, tr, len(ls.classes), cfg, seed=k) for k, (tr,
+        _) in enumerate(folds)]
     t_cached = time.perf_counter() - t0
 
     t0 = time.perf_counter()

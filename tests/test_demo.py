@@ -46,7 +46,8 @@ def _write_two_stage_metrics(run, steps_per_stage=4, global_step=True):
 
     run.mkdir(parents=True)
     top = []
-    for index, (stage, sub) in enumerate((("reconstruction", "stage1_reconstruction"), ("contrastive", "stage2_contrastive"))):
+    for index, (stage, sub) in enumerate((("reconstruction", "stage1_reconstruction"), ("contrastive",
+        "stage2_contrastive"))):
         rows = []
         for step in range(1, steps_per_stage + 1):
             row = {"stage": stage, "stage_index": index, "step": step, "loss": (0.05 if index == 0 else 5.0) / step}

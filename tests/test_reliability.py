@@ -80,12 +80,13 @@ def test_every_command_accepts_quiet():
 
 
 def test_simulate_quiet_prints_nothing(tmp_path, capsys):
-    assert main(["simulate", "morphology", "--out", str(tmp_path / "m"), "--per-class", "1", "--size", "48", "--quiet"]) == 0
+    assert main(["simulate", "morphology", "--out", str(tmp_path / "m"), "--per-class", "1", "--size", "48",
+                 "--quiet"]) == 0
     assert capsys.readouterr().out == ""
 
 
 def test_plain_progress_lines_without_carriage_returns():
-    from tessera.progress import PlainProgress, output_mode, progress_bar
+    from tessera.progress import PlainProgress, progress_bar
 
     stream = io.StringIO()  # not a terminal: plain lines
     bar = progress_bar(total=30, desc="stage", every=10, stream=stream)
@@ -123,7 +124,7 @@ def test_plain_progress_also_reports_by_time(monkeypatch):
 
 
 def test_quiet_mode_silences_and_then_restores_third_party_output(capsys):
-    from tessera.progress import PlainProgress, output_mode, progress_bar
+    from tessera.progress import output_mode, progress_bar
 
     from huggingface_hub.utils import are_progress_bars_disabled
     from transformers.utils import logging as hf_logging
@@ -132,7 +133,7 @@ def test_quiet_mode_silences_and_then_restores_third_party_output(capsys):
     with output_mode(quiet=True):
         assert not hf_logging.is_progress_bar_enabled() and are_progress_bars_disabled()
         assert hf_logging.get_verbosity() == hf_logging.ERROR
-        warnings.warn("from a third party", UserWarning)  # module of this test: not tessera -> hidden
+        warnings.warn("from a third party", UserWarning, stacklevel=1)  # module of this test: not tessera -> hidden
         bar = progress_bar(total=3, stream=io.StringIO())
         bar.update(3)
         bar.close()

@@ -22,7 +22,6 @@ score is its mean rank over those cells, ties broken by the mean paired gain ove
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shlex
@@ -40,7 +39,8 @@ from tessera.errors import ConfigError, TesseraError
 DEFAULT_RECIPES = ("mae-small", "contrastive-small", "two-stage", "byol", "dino", "byol-resnet")
 HEADLINE_METRIC = "macro_f1"
 # Variants of an evaluation protocol: name -> (protocol, EvalConfig overrides).
-PROTOCOL_VARIANTS = {"knn-std": ("knn", ["knn.standardize=true"]), "linear-std": ("linear", ["linear.standardize=true"])}
+PROTOCOL_VARIANTS = {"knn-std": ("knn", ["knn.standardize=true"]), "linear-std": ("linear",
+    ["linear.standardize=true"])}
 
 
 @dataclass
@@ -71,7 +71,8 @@ class BakeoffConfig:
         if not self.recipes:
             raise ConfigError("config key 'recipes': name at least one recipe")
         if len(set(self.recipes)) != len(self.recipes):
-            raise ConfigError(f"config key 'recipes': listed twice: {sorted({r for r in self.recipes if self.recipes.count(r) > 1})}")
+            raise ConfigError("config key 'recipes': listed twice: "
+                              f"{sorted({r for r in self.recipes if self.recipes.count(r) > 1})}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"config key 'steps': must be >= 1 or null, got {self.steps}")
         if self.equalize not in ("time", "steps"):
@@ -175,7 +176,8 @@ def _stage_flow(stage, steps: int) -> str:
 
 
 def pretrain_command(arm: Arm, corpus: str, out: Path, overrides: list[str]) -> str:
-    return shlex.join(["tessera", "pretrain", "--config", arm.source, "--corpus", str(corpus), "--out", str(out), *overrides])
+    return shlex.join(["tessera", "pretrain", "--config", arm.source, "--corpus", str(corpus), "--out", str(out),
+                       *overrides])
 
 
 # ------------------------------------------------------------------------------------------------ budget
@@ -189,7 +191,8 @@ def _stage_rates(run_dir: Path) -> list[float]:
     last: dict[int, dict] = {}
     for row in rows:
         last[int(row.get("stage_index", 0))] = row
-    return [row["micro_batch"] * row["accumulation"] / max(row["images_per_s"], 1e-9) for _, row in sorted(last.items())]
+    return [row["micro_batch"] * row["accumulation"] / max(row["images_per_s"], 1e-9) for _,
+            row in sorted(last.items())]
 
 
 def calibrate(arms: list[Arm], corpus: str, workdir: Path, cfg: BakeoffConfig, log) -> dict[str, float]:
@@ -296,7 +299,8 @@ def run_arm(arm: Arm, seed: int, steps: int, corpus: str, out: Path, cfg: Bakeof
     if record_path.exists():
         record = json.loads(record_path.read_text())
         if record["steps"] != steps:
-            raise TesseraError(f"{record_path}: arm '{arm.name}' was trained for {record['steps']} steps, this bake-off "
+            raise TesseraError(f"{record_path}: arm '{arm.name}' was trained for {record['steps']} steps, this "
+                               "bake-off "
                                f"gives {steps}; keep the budget or use a new --out")
         return record
     overrides = arm_overrides(arm, steps, seed, list(cfg.pretrain_overrides))
@@ -414,7 +418,8 @@ def rank_arms(rows: list[dict], arms: list[str], cfg: BakeoffConfig) -> list[dic
     ranks = {a: [] for a in arms}
     gains = {a: [] for a in arms}
     for cell in cells:
-        scores = {r["model"]: r[HEADLINE_METRIC]["mean"] for r in rows if (r["data"], r["protocol"]) == cell and r["model"] in ranks}
+        scores = {r["model"]: r[HEADLINE_METRIC]["mean"] for r in rows
+                  if (r["data"], r["protocol"]) == cell and r["model"] in ranks}
         # Tied scores share their average rank, so a tie never decides the order by listing position.
         positions = rankdata([-v for v in scores.values()], method="average")
         for model, position in zip(scores, positions):

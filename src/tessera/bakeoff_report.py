@@ -65,7 +65,8 @@ def arms_table(result: dict) -> str:
     lines = ["| arm | seed | stages | steps | wall (min) | images/s | command |", "|---|---|---|---|---|---|---|"]
     for a in result["arms"]:
         ips = f"{a['images_per_s']:.0f}" if a.get("images_per_s") else "—"
-        lines.append(f"| {a['arm']} | {a['seed']} | {' → '.join(a['stages'])} | {a['steps']} | {a['wall_s'] / 60:.1f} | "
+        lines.append(f"| {a['arm']} | {a['seed']} | {' → '.join(a['stages'])} | {a['steps']} | {a['wall_s'] / 60:.1f} "
+                     "| "
                      f"{ips} | `{a['command']}` |")
     return "\n".join(lines)
 
@@ -139,7 +140,8 @@ def label_efficiency_figure(result: dict, path: Path) -> Path | None:
 
     datasets = list(dict.fromkeys(r["data"] for r in rows))
     protocols = list(dict.fromkeys(r["protocol"] for r in rows))
-    fig, axes = plt.subplots(len(datasets), len(protocols), figsize=(5 * len(protocols), 3.5 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), len(protocols), figsize=(5 * len(protocols), 3.5 * len(datasets)),
+                             squeeze=False)
     for i, d in enumerate(datasets):
         for j, p in enumerate(protocols):
             ax = axes[i][j]
@@ -169,13 +171,16 @@ def write_report(result: dict, out: Path) -> Path:
     from tessera.bakeoff import budget_text
 
     lines += [f"Budget: **{budget_text(budget)}**. "
-              f"Folds: {cfg['repeats']} repeats of {cfg['folds']}-fold stratified CV (fold seeds 0..{cfg['repeats'] - 1}), "
+              f"Folds: {cfg['repeats']} repeats of {cfg['folds']}-fold stratified CV (fold seeds "
+              f"0..{cfg['repeats'] - 1}), "
               "the same folds for every model.", ""]
     lines += ["Ranking rule (fixed before any result): mean rank of macro-F1 over every data set × "
               f"{', '.join(cfg['rank_protocols'])}; ties by mean paired gain. Gain = mean ± std over folds of "
-              "(arm − random init of the same architecture) on the same fold; (w/n) = folds where the arm is better.", ""]
+              "(arm − random init of the same architecture) on the same fold; (w/n) = folds where the arm is better.",
+              ""]
     lines += ["| rank | arm | mean rank | mean gain |", "|---|---|---|---|"]
-    lines += [f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |" for i, t in enumerate(result["ranking"], 1)]
+    lines += [f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |" for i,
+              t in enumerate(result["ranking"], 1)]
     lines.append("")
     for data in dict.fromkeys(r["data"] for r in result["rows"]):
         lines += [f"## {data}", "", ranked_table(result, data), ""]

@@ -58,7 +58,8 @@ def clear_directory(path: Path, keep: Iterable[str] = ()) -> None:
 def prepare_output_dir(
     path: str | Path, overwrite: bool = False, resume: bool = False, inputs: Iterable[str | Path | None] = ()
 ) -> Path:
-    """Create ``path``; an existing non-empty directory is an error unless ``overwrite`` (wipe it) or ``resume`` (keep it).
+    """Create ``path``; an existing non-empty directory is an error unless ``overwrite`` (wipe it) or ``resume`` (keep
+    it).
 
     ``inputs`` are checked first with :func:`check_out_vs_inputs`, before anything is created or removed.
     """

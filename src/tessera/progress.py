@@ -120,7 +120,8 @@ def _restore_hf_state(state: dict, saved_env: dict) -> None:
         hf_logging.set_verbosity(state.get("verbosity", hf_logging.WARNING))
         with warnings.catch_warnings():  # transformers' switch calls the hub's, which warns the same way
             warnings.simplefilter("ignore")
-            (hf_logging.enable_progress_bar if state.get("bars", not default_off) else hf_logging.disable_progress_bar)()
+            (hf_logging.enable_progress_bar if state.get("bars",
+                                                         not default_off) else hf_logging.disable_progress_bar)()
 
 
 def _is_tty(stream: TextIO) -> bool:

@@ -93,7 +93,8 @@ def test_tiny_bakeoff_end_to_end_and_resume(blob_store, tmp_path):
     assert {r["model"] for r in result["ranking"]} == {"mae", "simclr"}
     # Every arm really trained for the budget, and its exact command is recorded.
     for record in result["arms"]:
-        steps = [json.loads(x)["step"] for x in (out / "arms" / record["arm"] / "seed42" / "run" / "metrics.jsonl").read_text().splitlines()]
+        metrics = out / "arms" / record["arm"] / "seed42" / "run" / "metrics.jsonl"
+        steps = [json.loads(x)["step"] for x in metrics.read_text().splitlines()]
         assert max(steps) == 2 and record["command"].startswith("tessera pretrain --config")
     report = (out / "report.md").read_text()
     assert "random-init:vit_micro_patch8_32" in report and "| 1 |" in report and "(w/n)" in report

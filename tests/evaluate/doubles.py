@@ -67,7 +67,8 @@ class TinyEncoder:
     def _prepare(self, images):
         x = torch.as_tensor(images, dtype=torch.float32)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False).clamp(0, 1)
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", align_corners=False).clamp(0,
+                1)
         return x
 
     def features(self, images, layer: int = -1, readout: str | None = None) -> torch.Tensor:
@@ -110,7 +111,8 @@ def synthetic_set(n_per_class: int = 30, seed: int = 0, size: int = 32) -> Label
 
     sources = [f"synthetic#{i}" for i in range(len(labels))]
     return LabeledSet(images=images, labels=labels.astype(np.int64), classes=list(CLASSES), sources=sources,
-                      meta=pd.DataFrame({"source": sources}), excluded=[], data_key=f"synthetic-{n_per_class}-{seed}-{size}")
+                      meta=pd.DataFrame({"source": sources}), excluded=[],
+                      data_key=f"synthetic-{n_per_class}-{seed}-{size}")
 
 
 def write_synthetic_csv(root, n_per_class: int = 12, seed: int = 0, size: int = 32):

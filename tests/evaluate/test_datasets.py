@@ -65,7 +65,8 @@ def _write_mirabest(root, codes_per_batch):
     for name, codes in codes_per_batch.items():
         data = (rng.random((len(codes), 150 * 150)) * 255).astype(np.uint8)
         with open(batches / name, "wb") as f:
-            pickle.dump({"data": data, "labels": [index_of[c] for c in codes], "filenames": [f"{name}_{i}" for i in range(len(codes))]}, f)
+            pickle.dump({"data": data, "labels": [index_of[c] for c in codes],
+                         "filenames": [f"{name}_{i}" for i in range(len(codes))]}, f)
     with open(batches / "batches.meta", "wb") as f:
         pickle.dump({"label_names": ["100", "102", "104", "110", "112", "200", "201", "210", "300", "310"]}, f)
 

@@ -35,6 +35,7 @@ def test_finetune_updates_backbone_on_a_copy_and_learns():
     tuned, head = finetune_fold(enc, ls, idx, 3, cfg, seed=0)
     changed = [k for k, v in tuned.module.state_dict().items() if not torch.equal(v, original[k])]
     assert "embed.weight" in changed and "blocks.0.weight" in changed  # the whole backbone trains
-    assert all(torch.equal(v, original[k]) for k, v in enc.module.state_dict().items())  # the input encoder is untouched
+    assert all(torch.equal(v, original[k]) for k,
+               v in enc.module.state_dict().items())  # the input encoder is untouched
     pred = predict_finetuned(tuned, head, ls, idx)
     assert (pred == ls.labels).mean() > 0.6  # it fitted the training set (chance 1/3)

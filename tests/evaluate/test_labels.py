@@ -63,7 +63,8 @@ def test_an_empty_labels_csv_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "header.csv").write_text("path,label\n")
     with pytest.raises(TesseraError, match="no rows"):
         load_labeled(tmp_path / "header.csv")
-    code = main(["evaluate", "--model", "random:cpu", "--data", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "o")])
+    code = main(["evaluate", "--model", "random:cpu", "--data", str(tmp_path / "labels.csv"), "--out",
+                 str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "labels.csv" in err
 
@@ -90,7 +91,7 @@ def test_scaled_integer_and_compressed_fits_in_class_folders(tmp_path):
     expected = {}
     for cls in ("FRI", "FRII"):
         (tmp_path / cls).mkdir()
-        for j, (hdu, name) in enumerate(zip(_scaled_images(rng, 4), ("a.fits", "b.fits.gz", "c.fits.fz", "d.fz"))):
+        for hdu, name in zip(_scaled_images(rng, 4), ("a.fits", "b.fits.gz", "c.fits.fz", "d.fz")):
             path = tmp_path / cls / name
             if name.endswith("fz"):
                 fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(hdu.data, header=hdu.header)]).writeto(path)
@@ -135,7 +136,8 @@ def test_a_crafted_mirabest_batch_does_not_execute(tmp_path):
     with pytest.raises(TesseraError, match=r"data_batch_1: not a MiraBest batch .*(posix|os)\.system"):
         load_mirabest(tmp_path / "mb")
     assert not marker.exists()
-    assert load_batch(_mirabest(tmp_path / "ok") / "data_batch_1")["labels"] == [0, 5, 0, 5]  # a real (protocol 2) batch still loads
+    assert load_batch(_mirabest(tmp_path / "ok") / "data_batch_1")["labels"] == [0, 5, 0,
+        5]  # a real (protocol 2) batch still loads
     assert batches.exists()
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from tessera.evaluate.config import LinearConfig
-from tessera.evaluate.features import D4_SIZE, FeatureCache, d4_transform, extract_features
+from tessera.evaluate.features import D4_SIZE, d4_transform, extract_features
 from tessera.evaluate.folds import stratified_folds
 from tessera.evaluate.knn import knn_predict
 from tessera.evaluate.linear import predict, train_probe_cached, train_probe_naive

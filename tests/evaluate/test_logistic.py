@@ -1,4 +1,5 @@
-"""The converged logistic probe: equals a direct scikit-learn fit; invariant to offset and scale, unlike the strict probe."""
+"""The converged logistic probe: equals a direct scikit-learn fit; invariant to offset and scale, unlike the strict
+probe."""
 
 import numpy as np
 import pytest
@@ -64,8 +65,10 @@ def test_offset_and_scale_change_strict_probe_not_logistic(setup):
     ls, feats, folds = setup
     cfg = EvalConfig(progress=False, linear=LinearConfig(epochs=5, batch_size=16))
     variants = {"plain": feats, "offset": feats + 50.0, "scaled": feats * 1e-3}
-    logistic = {k: np.concatenate([fr.y_pred for fr in _predict("logistic", ls, f, folds, cfg)]) for k, f in variants.items()}
-    strict = {k: np.concatenate([fr.y_pred for fr in _predict("linear", ls, f, folds, cfg)]) for k, f in variants.items()}
+    logistic = {k: np.concatenate([fr.y_pred for fr in _predict("logistic", ls, f, folds, cfg)]) for k,
+                f in variants.items()}
+    strict = {k: np.concatenate([fr.y_pred for fr in _predict("linear", ls, f, folds, cfg)]) for k,
+              f in variants.items()}
     np.testing.assert_array_equal(logistic["plain"], logistic["offset"])
     np.testing.assert_array_equal(logistic["plain"], logistic["scaled"])
     # The strict probe (raw features, fixed AdamW budget) depends on the features' offset and scale: why both exist.

@@ -33,7 +33,8 @@ def test_run_evaluation_outputs(tmp_path):
     assert r["excluded"] == [{"path": "img/blank.npy", "reason": r["excluded"][0]["reason"]}]
     assert np.sum(r["confusion"]) == 27 and len(r["per_fold"]) == 3
     assert [row["layer"] for row in r["layer_sweep"]] == [0, 1, 2]
-    for name in ("comparison.md", "comparison.csv", "confusion_linear.png", "confusion_knn.png", "layer_sweep_linear.png", "config.yaml"):
+    for name in ("comparison.md", "comparison.csv", "confusion_linear.png", "confusion_knn.png",
+                 "layer_sweep_linear.png", "config.yaml"):
         assert (out / name).is_file(), name
     md = (out / "comparison.md").read_text()
     assert md.count("**") >= 4 and "double-b" in md
@@ -100,7 +101,7 @@ def test_standardize_switch_recovers_offset_dominated_features(tmp_path):
         for standardize in (False, True):
             cfg = _quick_cfg()
             cfg.linear.epochs = 30
-            setattr(getattr(cfg, switch), "standardize", standardize)
+            getattr(cfg, switch).standardize = standardize
             res = evaluate([enc], str(csv), protocol, tmp_path / f"{protocol}-{standardize}", cfg)[0]
             scores[protocol, standardize] = res["macro_f1"]["mean"]
     # The strict protocols see (almost) one point; the fold-fitted z-scoring brings back the separable classes.

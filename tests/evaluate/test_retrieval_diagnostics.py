@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tessera.evaluate.config import DiagnosticsConfig, EvalConfig
-from tessera.evaluate.diagnostics import diagnose, effective_rank, run_diagnostics, source_patch_mask, token_norm_outliers
+from tessera.evaluate.diagnostics import effective_rank, run_diagnostics, source_patch_mask, token_norm_outliers
 from tessera.evaluate.protocol import evaluate
 from tessera.evaluate.retrieval import label_precision, match_ranks, rank_metrics
 

@@ -299,7 +299,8 @@ def test_evaluation_runs_unchanged_on_a_conv_encoder(tmp_path):
                      finetune=FinetuneConfig(epochs=1, batch_size=8))
     enc = load(f"random:{CONV_MICRO}")
     results = run_evaluation([enc], str(csv), ["knn", "linear"], tmp_path / "out", cfg)
-    results += run_evaluation([enc], str(csv), ["finetune"], tmp_path / "ft", dataclasses.replace(cfg, sweep_layers=False))
+    results += run_evaluation([enc], str(csv), ["finetune"], tmp_path / "ft", dataclasses.replace(cfg,
+        sweep_layers=False))
     assert [r["protocol"] for r in results] == ["knn", "linear", "finetune"]
     for r in results:
         assert r["n_samples"] == 18 and np.sum(r["confusion"]) == 18 and 0.0 <= r["macro_f1"]["mean"] <= 1.0

@@ -130,7 +130,8 @@ def test_dinov2_dir_uses_pooler_readout(tmp_path):
     from transformers import Dinov2Config, Dinov2Model
 
     torch.manual_seed(0)
-    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14, image_size=28)
+    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2, patch_size=14,
+                       image_size=28)
     Dinov2Model(cfg).save_pretrained(tmp_path / "dino")
     plain = Dinov2Model.from_pretrained(tmp_path / "dino").eval()
     enc = load(tmp_path / "dino")

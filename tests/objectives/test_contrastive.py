@@ -90,7 +90,8 @@ def test_infonce_two_views_equals_cross_entropy():
 def test_soft_hcl_alpha_limits():
     z = _emb(4, 2, 5, seed=4)
     # alpha = 0 is pure uniform weighting = InfoNCE; alpha = 1 is the pure hardness distribution.
-    torch.testing.assert_close(ContrastiveLoss("soft_hcl", alpha=0.0)(z, z, 0, 0.1), ContrastiveLoss("infonce")(z, z, 0, 0.1))
+    torch.testing.assert_close(ContrastiveLoss("soft_hcl", alpha=0.0)(z, z, 0, 0.1), ContrastiveLoss("infonce")(z, z,
+        0, 0.1))
     got = ContrastiveLoss("soft_hcl", alpha=1.0)(z, z, 0, 0.1).item()
     assert got == pytest.approx(reference_loss(z, z, 0, 0.1, "soft_hcl", alpha=1.0), rel=1e-9)
 

@@ -38,7 +38,8 @@ def test_radio_writes_mosaics_catalogue_and_config(tmp_path, capsys):
     code, _, err = _exit_code(["simulate", "radio", "--out", str(out), "--mosaics", "2", "--size", "96",
                                "--seed", "3", "cube_axis_prob=0"], capsys)  # fmt: skip
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["catalogue.csv", "config.yaml", "mosaic_000.fits", "mosaic_001.fits"]
+    assert sorted(p.name for p in out.iterdir()) == ["catalogue.csv", "config.yaml", "mosaic_000.fits",
+                                                     "mosaic_001.fits"]
     assert fits.getdata(out / "mosaic_000.fits").shape == (96, 96)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["mosaics"] == 2 and cfg["size"] == 96 and cfg["seed"] == 3 and cfg["cube_axis_prob"] == 0

@@ -65,7 +65,8 @@ def test_cutout_truth_matches_image(label):
 
 def _profile_concentration(label: str, n: int = 12) -> float:
     """Mean fraction of a noiseless cutout's flux within 2 beams of the host (core-brightened vs edge-brightened)."""
-    cfg = SimulateMorphologyConfig(size=128, contaminants_mean=0.0, snr_range=(1e4, 1e4), noise_factor_range=(0.01, 0.01),
+    cfg = SimulateMorphologyConfig(size=128, contaminants_mean=0.0, snr_range=(1e4, 1e4), noise_factor_range=(0.01,
+        0.01),
                                    extent_fraction_range=(0.6, 0.7))  # fmt: skip
     yy, xx = np.mgrid[0:128, 0:128]
     fractions = []

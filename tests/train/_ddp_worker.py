@@ -66,7 +66,8 @@ def single_process_reference(world: int) -> dict:
 
 
 def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from torch import nn
 
@@ -107,7 +108,8 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         flat = torch.cat([p.detach().flatten() for p in model.parameters()])
         everyone = D.all_gather_no_grad(flat.unsqueeze(0))
         result["param_spread"] = float((everyone - everyone[0]).abs().max())
-        result["param_moved"] = float((flat - torch.cat([p.detach().flatten() for p in build("contrastive").parameters()])).abs().max())
+        fresh = torch.cat([p.detach().flatten() for p in build("contrastive").parameters()])
+        result["param_moved"] = float((flat - fresh).abs().max())
         bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm1d))
         running = D.all_gather_no_grad(bn.running_mean.unsqueeze(0))
         result["bn_running_spread"] = float((running - running[0]).abs().max())
@@ -118,7 +120,8 @@ def ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 
 def pretrain_worker(rank: int, world: int, port: int, store: str, out: str) -> None:
     """The real engine under 2 processes: a tiny two-stage run."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from tessera.train.config import resolve_pretrain_config
     from tessera.train.engine import pretrain
@@ -133,7 +136,8 @@ def pretrain_worker(rank: int, world: int, port: int, store: str, out: str) -> N
 
 def distill_worker(rank: int, world: int, port: int, store: str, out_dir: str, objective: str) -> None:
     """3 optimizer steps of a self-distillation stage on 2 ranks; saves the teacher and the objective state."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from tessera.corpus.store import CutoutStore
     from tessera.train import distributed as D

@@ -24,7 +24,8 @@ def _free_port() -> int:
 def ddp_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     mp.spawn(W.ddp_worker, args=(WORLD, _free_port(), str(out)), nprocs=WORLD, join=True)
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)], W.single_process_reference(WORLD)
+    return [torch.load(out / f"rank{r}.pt",
+                       weights_only=False) for r in range(WORLD)], W.single_process_reference(WORLD)
 
 
 def _max_grad_diff(a: dict, b: dict) -> float:

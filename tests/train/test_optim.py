@@ -25,7 +25,8 @@ def test_no_weight_decay_on_biases_norms_positions_and_tokens():
     decay, no_decay = groups
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert decay["names"] == ["fc.weight"]
-    assert set(no_decay["names"]) == {"cls_token", "registers", "position_embeddings", "fc.bias", "norm.weight", "norm.bias"}
+    assert set(no_decay["names"]) == {"cls_token", "registers", "position_embeddings", "fc.bias", "norm.weight",
+                                      "norm.bias"}
 
 
 def test_no_decay_on_the_real_vit_tokens():

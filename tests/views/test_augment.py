@@ -80,8 +80,10 @@ def test_banding_changes_only_band_rows_and_columns_by_their_offset():
     start, width = torch.tensor([[3], [6]]), torch.tensor([[2], [3]])
     offset = torch.tensor([[0.2], [-0.25]])
     y = banding(x, vertical, start, width, offset) - x
-    assert torch.allclose(y[0, 0, 3:5], torch.full((2, 10), 0.2)) and (y[0, 0, :3] == 0).all() and (y[0, 0, 5:] == 0).all()
-    assert torch.allclose(y[1, 0, :, 6:9], torch.full((10, 3), -0.25)) and (y[1, 0, :, :6] == 0).all() and (y[1, 0, :, 9:] == 0).all()
+    assert torch.allclose(y[0, 0, 3:5], torch.full((2, 10), 0.2)) and (y[0, 0, :3] == 0).all() and (y[0, 0,
+        5:] == 0).all()
+    assert torch.allclose(y[1, 0, :, 6:9], torch.full((10, 3), -0.25)) and (y[1, 0, :, :6] == 0).all() and (y[1, 0, :,
+        9:] == 0).all()
 
 
 def test_banding_count_per_view_follows_table3(images):

@@ -37,7 +37,8 @@ def test_fast_radio_candidates_equal_adaptive_pooling():
         assert torch.equal(got, ref)
     gmax, gidx = x.flatten(1).max(1)
     assert torch.equal(gpeak, gmax)
-    assert torch.equal(peak_xy[[0, 3]], torch.stack([(gidx % 128).float() + 0.5, (gidx // 128).float() + 0.5], -1)[[0, 3]])
+    assert torch.equal(peak_xy[[0, 3]], torch.stack([(gidx % 128).float() + 0.5, (gidx // 128).float() + 0.5], -1)[[0,
+        3]])
     assert flat.tolist() == [False, True, True, False, False, False]
 
 

@@ -26,7 +26,8 @@ def test_same_crop_scale_distribution_and_ioa():
     ref = [reference_views(img, cfg, "contrastive", rng) for _ in range(n)]
     ref_scale = np.stack([_scales(r["boxes"][None], r["roi"][None])[0] for r in ref])
     assert all(ioa(r["boxes"][1], r["boxes"][0]) >= 0.7 - 1e-9 for r in ref)
-    b = ViewGenerator(cfg, "contrastive")(torch.from_numpy(img)[None].expand(n, -1, -1, -1), torch.Generator().manual_seed(0))
+    b = ViewGenerator(cfg, "contrastive")(torch.from_numpy(img)[None].expand(n, -1, -1, -1),
+                                          torch.Generator().manual_seed(0))
     bat_scale = _scales(b.boxes, b.roi).numpy()
     for j, (lo, hi) in enumerate([cfg.wide_scale, cfg.extra_scale]):
         for s in (ref_scale[:, j], bat_scale[:, j]):

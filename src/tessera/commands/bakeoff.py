@@ -21,8 +21,10 @@ def add_arguments(parser) -> None:
                         help="labeled data to evaluate on, any `tessera evaluate --data` spec (repeatable)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the bake-off directory (resumed when it exists)")
     parser.add_argument("--recipe", action="append", metavar="NAME_OR_YAML", help="a recipe to compare (repeatable)")
-    parser.add_argument("--steps", type=positive_int, default=None, help="optimizer steps per arm (default: calibrated)")
-    parser.add_argument("--minutes", type=float, default=None, help="calibration target of the slowest arm (default 15)")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help="optimizer steps per arm (default: calibrated)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="calibration target of the slowest arm (default 15)")
     parser.add_argument("--seed", type=int, action="append", dest="seeds", metavar="N",
                         help="pretraining seed (repeatable; default 42)")
     add_config_arguments(parser, example="repeats=1")

@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preview the crop groups of this registered objective")
     parser.add_argument("--n", type=positive_int, default=None, help="independent draws per cutout (default: 8, "
                         "2 for multi-crop objectives)")
-    parser.add_argument("--cutouts", type=positive_int, default=4, help="parent cutouts, one per row (default: %(default)s)")
+    parser.add_argument("--cutouts", type=positive_int, default=4,
+                        help="parent cutouts, one per row (default: %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     add_config_arguments(parser)
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         objective = get_objective(name, "--objective")(full)
         n = args.n or 2
         gen = objective.view_generator()
-        title = f"tessera views: {name} crop groups " + ", ".join(f"{g.count} x {g.name} {g.size}px" for g in gen.groups)
+        groups = ", ".join(f"{g.count} x {g.name} {g.size}px" for g in gen.groups)
+        title = f"tessera views: {name} crop groups {groups}"
         out = draw_crop_groups_figure(store, args.out, gen, title, n, args.cutouts, args.seed)
         save_config(full.views, Path(out).with_suffix(".yaml"))
     print(f"wrote {out} ({name}, {min(args.cutouts, len(store))} cutouts x {n} draws)")

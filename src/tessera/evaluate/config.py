@@ -152,7 +152,8 @@ class EvalConfig:
         if self.folds < 2:
             raise ConfigError(f"config key 'folds': need at least 2 folds, got {self.folds}")
         if self.readout not in READOUT_CHOICES:
-            raise ConfigError(f"config key 'readout': {self.readout!r} is not one of {', '.join(map(repr, READOUT_CHOICES))}")
+            raise ConfigError(f"config key 'readout': {self.readout!r} is not one of "
+                              f"{', '.join(map(repr, READOUT_CHOICES))}")
         if self.concat_last < 1:
             raise ConfigError(f"config key 'concat_last': must be >= 1, got {self.concat_last}")
         if self.max_folds is not None and not 1 <= self.max_folds <= self.folds:
@@ -187,7 +188,8 @@ class EvalConfig:
         if lg.d4 not in ("average", "augment", "none"):
             raise ConfigError(f"config key 'logistic.d4': {lg.d4!r} is not one of 'average', 'augment', 'none'")
         if lg.cv_scoring not in ("log_loss", "macro_f1"):
-            raise ConfigError(f"config key 'logistic.cv_scoring': {lg.cv_scoring!r} is not one of 'log_loss', 'macro_f1'")
+            raise ConfigError(f"config key 'logistic.cv_scoring': {lg.cv_scoring!r} is not one of 'log_loss', "
+                              "'macro_f1'")
         if lg.max_iter < 1:
             raise ConfigError(f"config key 'logistic.max_iter': must be >= 1, got {lg.max_iter}")
         for name, sub in (("logistic", lg), ("ridge", rd)):
@@ -206,4 +208,5 @@ class EvalConfig:
         if le.draws < 1:
             raise ConfigError(f"config key 'label_efficiency.draws': must be >= 1, got {le.draws}")
         if dg.max_images < 1 or dg.attention_images < 0 or dg.outlier_factor <= 1.0:
-            raise ConfigError("config key 'diagnostics': need max_images >= 1, attention_images >= 0, outlier_factor > 1")
+            raise ConfigError("config key 'diagnostics': need max_images >= 1, attention_images >= 0, outlier_factor > "
+                              "1")

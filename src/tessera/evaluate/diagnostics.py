@@ -90,18 +90,21 @@ def diagnose(encoder, images, outlier_factor: float = 10.0, source_level: float 
     n_img, n_tok, dim = patches.shape
     grid = int(round(n_tok ** 0.5))
     out = token_norm_outliers(patches, outlier_factor)
-    src = source_patch_mask(_resize(images, int(encoder.image_size)), grid, source_level) if grid * grid == n_tok else None
+    src = source_patch_mask(_resize(images, int(encoder.image_size)), grid,
+                            source_level) if grid * grid == n_tok else None
     on_source = int((out["mask"] & src).sum()) if src is not None else None
     result = {
         "n_images": int(n_img), "tokens_per_image": int(n_tok), "hidden_size": int(dim),
         "registers": int(getattr(encoder, "num_registers", 0)),
-        "patch_norm": {"median": out["median"], "mean": float(out["norms"].mean()), "p99": float(out["norms"].quantile(0.99)),
+        "patch_norm": {"median": out["median"], "mean": float(out["norms"].mean()),
+                       "p99": float(out["norms"].quantile(0.99)),
                        "max": float(out["norms"].max())},
         "outliers": {"factor": outlier_factor, "threshold": out["threshold"], "count": out["count"],
                      "fraction": out["fraction"], "on_source": on_source,
                      "on_background": (out["count"] - on_source) if on_source is not None else None,
                      "source_patch_fraction": float(src.float().mean()) if src is not None else None},
-        "cls_patch_cosine": [float(sum(c * n for c, n in v) / sum(n for _, n in v)) for b, v in sorted(per_block.items())],
+        "cls_patch_cosine": [float(sum(c * n for c, n in v) / sum(n for _, n in v)) for b,
+                             v in sorted(per_block.items())],
         "effective_rank": effective_rank(patches.reshape(-1, dim)),
         "_norms": out["norms"].flatten().numpy(),
     }
@@ -173,11 +176,14 @@ def run_diagnostics(encoder, ls, out_dir, cfg, seed: int = 0, name: str = "") ->
 
 
 def diagnostics_table(diags: list[dict]) -> str:
-    """Markdown: one row per model: outlier fraction (on source / background), effective rank, last-block CLS-patch cosine."""
-    lines = ["| Model | Registers | Outlier tokens | On source | On background | Effective rank | CLS-patch cos (last) |",
+    """Markdown: one row per model: outlier fraction (on source / background), effective rank, last-block CLS-patch
+    cosine."""
+    lines = ["| Model | Registers | Outlier tokens | On source | On background | Effective rank | CLS-patch cos (last) "
+             "|",
              "|---|---|---|---|---|---|---|"]
     for d in diags:
         o = d["outliers"]
-        lines.append(f"| {d['model']} | {d['registers']} | {100 * o['fraction']:.2f} % ({o['count']}) | {o['on_source']} | "
+        lines.append(f"| {d['model']} | {d['registers']} | {100 * o['fraction']:.2f} % ({o['count']}) | "
+                     f"{o['on_source']} | "
                      f"{o['on_background']} | {d['effective_rank']:.1f} | {d['cls_patch_cosine'][-1]:.3f} |")
     return "\n".join(lines) + "\n"

@@ -146,7 +146,8 @@ def _predictor(inp):
         enc, head = finetune_fold(inp.encoder, inp.data.train, train_idx, inp.n_classes, cfg.finetune, seed=seed,
                                   readout=inp.readout, layer=inp.layer, device=inp.device, progress=cfg.progress)
         pred, proba = predict_finetuned(enc, head, inp.test_set, test_idx, readout=inp.readout, layer=inp.layer,
-                                        batch_size=cfg.extract_batch_size, device=inp.device, bf16=cfg.finetune.bf16_cuda,
+                                        batch_size=cfg.extract_batch_size, device=inp.device,
+                                        bf16=cfg.finetune.bf16_cuda,
                                         return_scores=True)
         del enc, head
         return FoldResult(inp.y_test[test_idx], pred, proba)

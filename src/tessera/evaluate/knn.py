@@ -16,7 +16,8 @@ def _neighbours(train_feats: np.ndarray, test_feats: np.ndarray, k: int, tempera
     train = torch.nn.functional.normalize(torch.from_numpy(np.asarray(train_feats, dtype=np.float32)), dim=1)
     k = min(k, len(train))
     for s in range(0, len(test_feats), chunk):
-        test = torch.nn.functional.normalize(torch.from_numpy(np.asarray(test_feats[s : s + chunk], dtype=np.float32)), dim=1)
+        test = torch.nn.functional.normalize(torch.from_numpy(np.asarray(test_feats[s : s + chunk], dtype=np.float32)),
+                                             dim=1)
         sim = test @ train.T  # (m, N) cosine similarities
         top_sim, top_idx = sim.topk(k, dim=1)
         yield s, top_idx, torch.exp(top_sim / temperature)

@@ -25,7 +25,8 @@ def subsample_per_class(train_idx: np.ndarray, labels: np.ndarray, n: int, rng: 
     return np.sort(np.concatenate(keep))
 
 
-def label_efficiency_rows(predictor, labels: np.ndarray, folds, n_classes: int, shots, draws: int, seed: int) -> list[dict]:
+def label_efficiency_rows(predictor, labels: np.ndarray, folds, n_classes: int, shots, draws: int,
+                          seed: int) -> list[dict]:
     """One row per shot level: {"per_class": n | "all", "n_draws", "n_train": mean training-set size, metrics...}.
 
     predictor(train_idx, test_idx, seed) -> FoldResult (a registry protocol's); labels (N,) class ids."""
@@ -54,7 +55,8 @@ def label_efficiency_table(results: list[dict], metric: str = "macro_f1") -> str
     if not rows:
         return ""
     levels = list(dict.fromkeys(str(x["per_class"]) for r in rows for x in r["label_efficiency"]))
-    lines = ["| Model | Protocol | " + " | ".join(f"{lv}/class" for lv in levels) + " |", "|" + "---|" * (len(levels) + 2)]
+    lines = ["| Model | Protocol | " + " | ".join(f"{lv}/class" for lv in levels) + " |",
+             "|" + "---|" * (len(levels) + 2)]
     for r in rows:
         cells = {str(x["per_class"]): x.get(metric) for x in r["label_efficiency"]}
         fmt = [f"{cells[lv]['mean']:.3f} ± {cells[lv]['std']:.3f}" if cells.get(lv) else "-" for lv in levels]

@@ -71,7 +71,8 @@ def _train_loop(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_with_warmup(cfg.epochs * steps_per_epoch, cfg.warmup_ratio))
     weights = torch.from_numpy(balanced_class_weights(labels[train_idx], n_classes))
     g = torch.Generator().manual_seed(seed)
-    for _ in progress_bar(range(cfg.epochs), desc="linear probe epochs", disable=None if progress else True, leave=False):
+    for _ in progress_bar(range(cfg.epochs), desc="linear probe epochs", disable=None if progress else True,
+                          leave=False):
         perm, elements = epoch_plan(len(train_idx), g)
         for s in range(0, len(perm), cfg.batch_size):
             order = perm[s : s + cfg.batch_size]
@@ -86,7 +87,8 @@ def _train_loop(
     return head
 
 
-def train_probe_cached(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, n_classes: int, cfg, seed: int = 0,
+def train_probe_cached(features: np.ndarray, labels: np.ndarray, train_idx: np.ndarray, n_classes: int, cfg,
+                       seed: int = 0,
                        progress: bool = False) -> nn.Linear:
     """Probe on cached D4 features: features (E, N, D) from ``extract_features(..., d4=True)``."""
     feats = torch.from_numpy(np.ascontiguousarray(features))
@@ -97,7 +99,8 @@ def train_probe_cached(features: np.ndarray, labels: np.ndarray, train_idx: np.n
     return _train_loop(features_of, labels, np.asarray(train_idx), n_classes, feats.shape[-1], cfg, seed, progress)
 
 
-def train_probe_naive(encoder, ls, train_idx: np.ndarray, n_classes: int, cfg, seed: int = 0, readout: str = "mean_patch",
+def train_probe_naive(encoder, ls, train_idx: np.ndarray, n_classes: int, cfg, seed: int = 0,
+                      readout: str = "mean_patch",
                       layer: int = -1, device=None) -> nn.Linear:
     """Reference protocol: runs the frozen encoder on every D4-augmented training batch, every epoch."""
     device = device or torch.device("cpu")

@@ -115,7 +115,8 @@ def logistic_fold(train_rows, test_x: np.ndarray, y_train: np.ndarray, cfg, seed
     x, y = train_rows(np.arange(len(y_train)))
     model, converged, n_iter = fit_logistic(x, y, C, cfg)
     info = {**info, "converged": bool(converged), "n_iter": n_iter}
-    return model.predict(np.asarray(test_x, dtype=np.float64)), model.predict_proba(np.asarray(test_x, dtype=np.float64)), \
+    return model.predict(np.asarray(test_x, dtype=np.float64)), model.predict_proba(np.asarray(test_x,
+        dtype=np.float64)), \
         model.classes_, info
 
 

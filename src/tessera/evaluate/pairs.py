@@ -13,7 +13,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from tessera.errors import TesseraError
 from tessera.evaluate.datasets import EvalData, Record, build_labeled_set, records_from_csv, subset_records
@@ -67,7 +66,8 @@ def common_field_pair(a_path, b_path, hdu: int | None = None) -> tuple[np.ndarra
     return a[ay0:ay1, ax0:ax1], b[by0:by1, bx0:bx1]
 
 
-def load_frdeep_pairs(path, hdu=None, max_per_class=None, seed=0, name="frdeep-pairs", common_field: bool = True) -> EvalData:
+def load_frdeep_pairs(path, hdu=None, max_per_class=None, seed=0, name="frdeep-pairs",
+                      common_field: bool = True) -> EvalData:
     """Paired FIRST (train) and NVSS (test) images of FR-DEEP, in the same object order, for retrieval.
 
     A pair whose images cannot be read or cut (or that is blank after the cut) is dropped from both sides and
@@ -102,8 +102,8 @@ def load_frdeep_pairs(path, hdu=None, max_per_class=None, seed=0, name="frdeep-p
     from tessera.evaluate.benchmarks import _signature
 
     # array records carry no file signature of their own: put the files' in the data key (feature cache)
-    key = f"frdeep-pairs;common_field={common_field};" + _signature([r.path for r in chosen] +
-                                                                   [by_survey["NVSS"][r.extra.get("object")].path for r in chosen])
+    paths = [r.path for r in chosen] + [by_survey["NVSS"][r.extra.get("object")].path for r in chosen]
+    key = f"frdeep-pairs;common_field={common_field};" + _signature(paths)
     train = build_labeled_set(first_recs, hdu=hdu, extra_key=key)
     test = build_labeled_set(nvss_recs, hdu=hdu, classes=train.classes, extra_key=key)
     both = set(train.meta["object"]) & set(test.meta["object"])
@@ -112,5 +112,6 @@ def load_frdeep_pairs(path, hdu=None, max_per_class=None, seed=0, name="frdeep-p
     train, test = _select_objects(train, both), _select_objects(test, both)
     train.excluded = excluded + train.excluded
     return EvalData(name, train, test, survey_names=("FIRST", "NVSS"),
-                    test_description="NVSS images of the same objects" + (", cut to the FIRST field" if common_field else ""),
+                    test_description="NVSS images of the same objects"
+                    + (", cut to the FIRST field" if common_field else ""),
                     options={"common_field": bool(common_field)})

@@ -95,7 +95,8 @@ def task_of(protocol, cfg: EvalConfig) -> str:
                               "with a regression target use knn or ridge")
         return "regression"
     if "classification" not in protocol.tasks:
-        raise ConfigError(f"protocol {protocol.name!r} is a regression probe: it needs config key 'target' (--target COLUMN)")
+        raise ConfigError(f"protocol {protocol.name!r} is a regression probe: it needs config key 'target' (--target "
+                          "COLUMN)")
     return "classification"
 
 
@@ -122,7 +123,8 @@ def targets_of(ls, column: str, data_name: str) -> np.ndarray:
     values = pd.to_numeric(ls.meta[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = int(np.sum(~np.isfinite(values)))
     if bad:
-        raise TesseraError(f"{data_name}: column {column!r} (config key 'target') has {bad} non-numeric or missing value(s)")
+        raise TesseraError(f"{data_name}: column {column!r} (config key 'target') has {bad} non-numeric or missing "
+                           "value(s)")
     return values
 
 
@@ -188,7 +190,8 @@ def _protocol_input(encoder, data, layer, readout, cfg, provider, device, task, 
 
 def _run_layer(protocol, inp: ProtocolInput, folds, name: str, cfg: EvalConfig) -> dict:
     if protocol.summary is not None:
-        return _result(name, inp.data, protocol.name, cfg, inp.layer, inp.readout, inp.task, summary=protocol.summary(inp))
+        return _result(name, inp.data, protocol.name, cfg, inp.layer, inp.readout, inp.task,
+                       summary=protocol.summary(inp))
     predictor = protocol.predictor(inp)
     per_fold = []
     for k, (tr, te) in enumerate(folds):
@@ -230,7 +233,8 @@ def _evaluate_model(name, encoder, data, protocol, folds, task, targets, cfg, ca
     main = {**by_layer[cfg.layer % depth], "layer": cfg.layer}
     target = out / model_slug(name) / protocol.name
     if cfg.sweep_layers:
-        sweep = [{"layer": layer, **{k: by_layer[layer][k] for k in SWEEP_KEYS if k in by_layer[layer]}} for layer in layers]
+        sweep = [{"layer": layer,
+                  **{k: by_layer[layer][k] for k in SWEEP_KEYS if k in by_layer[layer]}} for layer in layers]
         metric = main_metric(main)
         main["layer_sweep"] = sweep
         if metric:
@@ -247,7 +251,8 @@ def _evaluate_model(name, encoder, data, protocol, folds, task, targets, cfg, ca
     _write_json(main, target / "results.json")
     metric = main_metric(main)
     if metric:
-        log.info("%s / %s: %s %.3f ± %.3f (%.1f s)", name, protocol.name, metric, main[metric]["mean"], main[metric]["std"],
+        log.info("%s / %s: %s %.3f ± %.3f (%.1f s)", name, protocol.name, metric, main[metric]["mean"],
+                 main[metric]["std"],
                  main["seconds"])
     return main
 

@@ -47,7 +47,9 @@ def rank_metrics(ranks: np.ndarray, ks, n_boot: int = 1000, seed: int = 0) -> di
     ranks = np.asarray(ranks)
     out = {}
     for k in ks:
-        fn = lambda r, k=k: float(np.mean(r <= k))
+        def fn(r, k=k):
+            return float(np.mean(r <= k))
+
         out[f"recall@{k}"] = {"mean": fn(ranks), "std": bootstrap_stat(ranks, fn, n_boot, seed)}
     out["median_rank"] = {"mean": float(np.median(ranks)), "std": bootstrap_stat(ranks, np.median, n_boot, seed)}
     out["n_queries"] = int(len(ranks))
@@ -74,7 +76,8 @@ def _summary(inp) -> dict:
     cfg = inp.cfg.retrieval
     data = inp.data
     train = inp.features.get("train", inp.layer, d4=False)[0]
-    out = {"label_retrieval": label_precision(train, data.train.labels, cfg.ks, cfg.center, cfg.bootstrap, inp.cfg.seed),
+    out = {"label_retrieval": label_precision(train, data.train.labels, cfg.ks, cfg.center, cfg.bootstrap,
+                                              inp.cfg.seed),
            "center": cfg.center}
     if data.test is not None:
         test = inp.features.get("test", inp.layer, d4=False)[0]

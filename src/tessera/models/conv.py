@@ -50,7 +50,8 @@ def resnet_config(preset: dict, num_channels: int, image_size: int):
     from transformers import ResNetConfig
 
     if preset["stem"] not in STEM_STRIDES:
-        raise ConfigError(f"config key 'model.preset': unknown stem {preset['stem']!r} (known: {', '.join(STEM_STRIDES)})")
+        raise ConfigError(f"config key 'model.preset': unknown stem {preset['stem']!r} (known: "
+                          f"{', '.join(STEM_STRIDES)})")
     return ResNetConfig(
         num_channels=int(num_channels),
         embedding_size=int(preset["embedding_size"]),
@@ -111,7 +112,8 @@ class ConvEncoder(nn.Module):
         self._image_size = int(image_size)
         if adapter.out_channels != backbone.config.num_channels:
             raise ValueError(
-                f"input adapter outputs {adapter.out_channels} channels, backbone expects {backbone.config.num_channels}"
+                f"input adapter outputs {adapter.out_channels} channels, backbone expects "
+                f"{backbone.config.num_channels}"
             )
 
     # -- architecture facts -------------------------------------------------------------------------------

@@ -179,7 +179,8 @@ class ViTEncoder(nn.Module):
             if mask_token is None:
                 raise ValueError("bool_masked_pos needs a mask_token (D,) for a vit_mae backbone")
             if bool_masked_pos.shape != tokens.shape[:2]:
-                raise ValueError(f"bool_masked_pos must be (N, L) = {tuple(tokens.shape[:2])}, got {tuple(bool_masked_pos.shape)}")
+                raise ValueError(f"bool_masked_pos must be (N, L) = {tuple(tokens.shape[:2])}, got "
+                                 f"{tuple(bool_masked_pos.shape)}")
             tokens = torch.where(bool_masked_pos.unsqueeze(-1), mask_token.to(tokens.dtype).view(1, 1, -1), tokens)
         pos = emb.position_embeddings
         if not same:
@@ -305,7 +306,9 @@ class ViTEncoder(nn.Module):
 
 
 _BLOCK_RE = re.compile(r"(?:^|\.)(?:layers|layer)\.(\d+)\.")
-_EMBED_RE = re.compile(r"(?:^|\.)(?:embeddings|cls_token|registers|register_tokens|mask_token|position_embeddings)(?:\.|$)")
+_EMBED_RE = re.compile(
+    r"(?:^|\.)(?:embeddings|cls_token|registers|register_tokens|mask_token|position_embeddings)(?:\.|$)"
+)
 _FINAL_NORM_RE = re.compile(r"(?:^|\.)backbone\.layernorm\.|^layernorm\.")
 
 

@@ -34,7 +34,8 @@ class MLPHead(nn.Module):
     def __init__(self, in_dim: int, hidden_dim: int = 4096, out_dim: int = 256):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+            nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim,
+                out_dim)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""``load(ref)``: the feature interface for a run dir, an exported dir, a HF checkpoint, or ``random:NAME`` (DESIGN §3.3).
+"""``load(ref)``: the feature interface for a run dir, an exported dir, a HF checkpoint, or ``random:NAME`` (DESIGN
+§3.3).
 
 ViT-MAE, DINOv2 and ResNet (:mod:`tessera.models.conv`) encoders all come back as the same
 :class:`~tessera.models.encoder.Encoder`. Local paths are resolved before anything is asked of the Hub, so a
@@ -117,10 +118,13 @@ def load_hf(ref: str) -> Encoder:
     try:
         config = AutoConfig.from_pretrained(ref)
     except OSError as exc:
-        raise TesseraError(f"{ref}: not a local model directory and not loadable from the Hugging Face Hub ({exc})") from exc
+        raise TesseraError(
+            f"{ref}: not a local model directory and not loadable from the Hugging Face Hub ({exc})"
+        ) from exc
     kind = _HF_KINDS.get(config.model_type)
     if kind is None:
-        raise TesseraError(f"{ref}: model type {config.model_type!r} is not supported (vit_mae, dinov2, dinov2_with_registers, resnet)")
+        raise TesseraError(f"{ref}: model type {config.model_type!r} is not supported (vit_mae, dinov2, "
+                           "dinov2_with_registers, resnet)")
     adapter = _adapter_from_preprocessor(ref, int(config.num_channels))
     if kind == "resnet":
         from transformers import ResNetModel

@@ -243,7 +243,8 @@ def _dinov2_backbone(cfg: ModelConfig, ref: str | None):
             num_attention_heads=p["num_attention_heads"], mlp_ratio=p["intermediate_size"] // p["hidden_size"],
             patch_size=p["patch_size"], image_size=cfg.resolved_image_size(), num_channels=cfg.in_channels,
         )
-        config = Dinov2Config(**common) if cls is Dinov2Model else Dinov2WithRegistersConfig(**common, num_register_tokens=4)
+        config = Dinov2Config(**common) if cls is Dinov2Model else Dinov2WithRegistersConfig(**common,
+            num_register_tokens=4)
         return cls(config)
     model = AutoModel.from_pretrained(ref)
     if not isinstance(model, cls):

@@ -24,7 +24,8 @@ NEG_INF = float("-inf")
 
 def _check(queries: torch.Tensor, keys: torch.Tensor, query_offset: int, temperature: float) -> None:
     if queries.ndim != 3 or keys.ndim != 3:
-        raise ValueError(f"queries must be (B, V, D) and keys (G*B, V, D); got {tuple(queries.shape)} and {tuple(keys.shape)}")
+        raise ValueError(f"queries must be (B, V, D) and keys (G*B, V, D); got {tuple(queries.shape)} and "
+                         f"{tuple(keys.shape)}")
     b, v, d = queries.shape
     if keys.shape[1:] != (v, d):
         raise ValueError(f"keys (G*B, V, D) must share V={v}, D={d} with the queries; got {tuple(keys.shape)}")
@@ -85,13 +86,15 @@ def log_negative_mass(
         # Left finite off the negatives (they are masked below): -inf on both sides of logaddexp gives nan grads.
         log_w_hard = hard - _masked_logsumexp(hard, negative)[:, None]
         log_w_uni = (math.log(1.0 - alpha) if alpha < 1 else NEG_INF) - log_n[:, None]
-        log_w_soft = torch.logaddexp(log_w_uni.expand_as(log_w_hard), log_w_hard + (math.log(alpha) if alpha > 0 else NEG_INF))
+        log_w_soft = torch.logaddexp(log_w_uni.expand_as(log_w_hard),
+                                     log_w_hard + (math.log(alpha) if alpha > 0 else NEG_INF))
         # sum_N w_soft = 1, so scaling to sum |N| multiplies by |N|.
         return log_n + _masked_logsumexp(log_w_soft + logits, negative)
     raise ValueError(f"unknown contrastive loss {kind!r} (choose from {', '.join(KINDS)})")
 
 
-def debias(log_q: torch.Tensor, log_pos_mean: torch.Tensor, n_neg: torch.Tensor, tau_plus: float, temperature: float) -> torch.Tensor:
+def debias(log_q: torch.Tensor, log_pos_mean: torch.Tensor, n_neg: torch.Tensor, tau_plus: float,
+           temperature: float) -> torch.Tensor:
     """HCL debiasing (Robinson et al. 2021): q' = max((q - tau+ |N| p_mean) / (1 - tau+), |N| e^{-1/tau}), in log space.
 
     All (Q,). With tau_plus = 0 this is the identity (seed 000 uses tau+ = 0).
@@ -135,7 +138,8 @@ class ContrastiveLoss(nn.Module):
             raise ValueError(f"tau_h must be positive, got {tau_h}")
         self.kind, self.beta, self.tau_plus, self.alpha, self.tau_h = kind, beta, tau_plus, alpha, tau_h
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_offset: int = 0, temperature: float = 0.1) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_offset: int = 0,
+                temperature: float = 0.1) -> torch.Tensor:
         """queries: (B, V, D) local, l2-normalized; keys: (G*B, V, D) global, l2-normalized, where local sample i
         is keys[query_offset + i]. Single process: keys = queries, query_offset = 0. Returns a scalar."""
         _check(queries, keys, query_offset, temperature)

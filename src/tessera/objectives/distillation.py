@@ -86,7 +86,8 @@ def dino_cross_entropy(student: list[torch.Tensor], teacher: list[torch.Tensor],
     return total / pairs
 
 
-def ibot_patch_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor, student_temp: float) -> torch.Tensor:
+def ibot_patch_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor,
+                    student_temp: float) -> torch.Tensor:
     """iBOT masked-patch self-distillation: CE(teacher patch probs, student patch distribution) on the masked
     positions only, averaged per image then over images (iBOT Eq. 3; DINOv2 ``iBOTPatchLoss``).
 
@@ -191,7 +192,8 @@ class DINOSettings:
                 raise ConfigError(f"config key '{prefix}.{key}': must be >= 0, got {getattr(self, key)}")
         lo, hi = self.mask_ratio
         if not 0.0 <= lo <= hi < 1.0:
-            raise ConfigError(f"config key '{prefix}.mask_ratio': need 0 <= low <= high < 1, got {list(self.mask_ratio)}")
+            raise ConfigError(f"config key '{prefix}.mask_ratio': need 0 <= low <= high < 1, got "
+                              f"{list(self.mask_ratio)}")
 
 
 class DINOStudent(nn.Module):
@@ -455,7 +457,8 @@ class BYOLSettings:
             raise ConfigError(f"config key '{prefix}.momentum_final': must be >= momentum ({self.momentum})")
         lo, hi = self.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
-            raise ConfigError(f"config key '{prefix}.crop_scale': need 0 < low <= high <= 1, got {list(self.crop_scale)}")
+            raise ConfigError(f"config key '{prefix}.crop_scale': need 0 < low <= high <= 1, got "
+                              f"{list(self.crop_scale)}")
 
 
 class BYOLOnline(nn.Module):
@@ -506,7 +509,8 @@ class BYOL(Objective):
         from tessera.views.multicrop import CropGroup
 
         v, mc = self.cfg.views, self.cfg.views.multicrop
-        return [CropGroup("view", 2, v.output_size, tuple(self.settings.crop_scale), mc.global_regime, mc.full_rotation)]
+        return [CropGroup("view", 2, v.output_size, tuple(self.settings.crop_scale), mc.global_regime,
+                          mc.full_rotation)]
 
     def view_generator(self):
         from tessera.views.multicrop import MultiCropGenerator

@@ -42,7 +42,8 @@ def brightness_weights(target01: torch.Tensor, eps: float = 1e-6) -> torch.Tenso
     return magnitude / (magnitude.mean(dim=(1, 2), keepdim=True) + eps)
 
 
-def brightness_weighted_l1(pred: torch.Tensor, target: torch.Tensor, target01: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def brightness_weighted_l1(pred: torch.Tensor, target: torch.Tensor, target01: torch.Tensor,
+                           eps: float = 1e-6) -> torch.Tensor:
     """Eq. 6: BL1 = <w(x) |x_hat - x|>, weights from the [0, 1] view. All inputs (N, L, P)."""
     weights = brightness_weights(target01, eps).detach()
     return (weights * (pred - target).abs()).mean()

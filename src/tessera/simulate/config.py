@@ -37,7 +37,9 @@ def _check_probability(obj, *names: str) -> None:
 def _check_range(obj, name: str, low_bound: float = 0.0) -> None:
     low, high = getattr(obj, name)
     if not (low_bound < low <= high):
-        raise ConfigError(f"config key '{name}': expected [low, high] with {low_bound} < low <= high, got {[low, high]}")
+        raise ConfigError(
+            f"config key '{name}': expected [low, high] with {low_bound} < low <= high, got {[low, high]}"
+        )
 
 
 @dataclass
@@ -135,7 +137,8 @@ class SimulateRadioConfig(InstrumentConfig):
         _check_range(self, "extended_size_arcsec")
         unknown = set(self.extended_mix) - set(EXTENDED_CLASSES)
         if unknown or not self.extended_mix:
-            raise ConfigError(f"config key 'extended_mix': classes must be among {EXTENDED_CLASSES}, got {sorted(unknown)}")
+            raise ConfigError(f"config key 'extended_mix': classes must be among {EXTENDED_CLASSES}, got "
+                              f"{sorted(unknown)}")
         if any(v < 0 for v in self.extended_mix.values()) or sum(self.extended_mix.values()) <= 0:
             raise ConfigError("config key 'extended_mix': weights must be >= 0 with a positive sum")
         _check_probability(self, "nan_border_prob", "cube_axis_prob", "sidelobe_level")
@@ -173,7 +176,8 @@ class SimulateMorphologyConfig(InstrumentConfig):
             raise ConfigError(f"config key 'per_class': must be a positive integer, got {self.per_class}")
         bad = [c for c in self.classes if c not in MORPHOLOGY_CLASSES]
         if bad or not self.classes or len(set(self.classes)) != len(self.classes):
-            raise ConfigError(f"config key 'classes': distinct names among {MORPHOLOGY_CLASSES} expected, got {list(self.classes)}")
+            raise ConfigError(f"config key 'classes': distinct names among {MORPHOLOGY_CLASSES} expected, got "
+                              f"{list(self.classes)}")
         _check_range(self, "snr_range")
         _check_range(self, "noise_factor_range")
         _check_range(self, "extent_fraction_range")

@@ -166,7 +166,8 @@ def render_mosaic(
     for src, peak in zip(sources, peaks):
         if peak > cfg.sidelobe_snr * cfg.noise_rms_jy and cfg.sidelobe_level > 0:
             radius = int(min(size // 2, 25 * cfg.beam_fwhm_px))
-            _add_patch(image, cfg.sidelobe_level * peak * _sidelobe_pattern(rng, radius, cfg.beam_fwhm_px), src.x, src.y)
+            _add_patch(image, cfg.sidelobe_level * peak * _sidelobe_pattern(rng, radius, cfg.beam_fwhm_px), src.x,
+                       src.y)
 
     covered = np.ones((size, size), dtype=bool)
     if rng.random() < cfg.nan_border_prob:

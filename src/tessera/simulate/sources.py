@@ -180,7 +180,8 @@ def _chain(s: np.ndarray, t: np.ndarray, weights: np.ndarray, width: np.ndarray,
     return np.stack([t, s, weights, along, width, pa], axis=1)
 
 
-def _jet(rng, length: float, beam_sigma: float, side: int, fade: float, flare: float, curl: float, mirror: bool) -> np.ndarray:
+def _jet(rng, length: float, beam_sigma: float, side: int, fade: float, flare: float, curl: float,
+         mirror: bool) -> np.ndarray:
     """An FRI-like jet from near the core to ``length`` px along ``side`` (+1/-1): fading surface brightness and
     flaring width. ``curl`` bends it; ``mirror`` bends both jets to the same side (C shape) instead of an S shape."""
     spacing = max(0.6 * beam_sigma, 1.0)

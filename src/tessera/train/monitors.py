@@ -45,7 +45,8 @@ class CollapseMonitor:
         if collapsed and warn and not self.warned:
             warnings.warn(
                 f"representation collapse suspected in stage '{stage}' at step {step}: std of normalized "
-                f"embeddings is {std:.4g} ({ratio:.3f} x 1/sqrt(D), threshold train.collapse_threshold={self.threshold})",
+                f"embeddings is {std:.4g} ({ratio:.3f} x 1/sqrt(D), threshold "
+                f"train.collapse_threshold={self.threshold})",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -101,7 +102,8 @@ class DistillationMonitor:
 
 
 def check_finite(loss: float, grad_norm: float | None, parts: dict[str, float], stage: str, step: int) -> None:
-    """Raise :class:`NonFiniteLossError` naming the step, stage and loss parts if ``loss`` or ``grad_norm`` is NaN/inf."""
+    """Raise :class:`NonFiniteLossError` naming the step, stage and loss parts if ``loss`` or ``grad_norm`` is
+    NaN/inf."""
     bad_loss = not math.isfinite(loss)
     bad_grad = grad_norm is not None and not math.isfinite(grad_norm)
     if not (bad_loss or bad_grad):

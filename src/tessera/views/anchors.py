@@ -276,7 +276,8 @@ def radio_anchors(
     use_z = ~use_mean & has_z
     weights = torch.cat([z_valid & use_z[:, None], m_valid & use_mean[:, None]], dim=1)  # (N, Kz + Km)
     # Uniform choice among the allowed candidates: argmax of uniform keys, -1 where not allowed.
-    keys = torch.where(weights, rand(generator, tuple(weights.shape), x.device), torch.full_like(weights, -1.0, dtype=torch.float32))
+    keys = torch.where(weights, rand(generator, tuple(weights.shape), x.device), torch.full_like(weights, -1.0,
+        dtype=torch.float32))
     choice = keys.argmax(dim=1)
     chosen = torch.cat([z_xy, m_xy], dim=1).gather(1, choice[:, None, None].expand(n, 1, 2))[:, 0]
     # No candidate at all: the global peak, or the centre of a flat cutout.

@@ -46,7 +46,8 @@ def _asinh_unit(x: torch.Tensor, a: torch.Tensor, inplace: bool = False) -> torc
     return y.copy_(out.div_(torch.asinh(a))) if inplace else out.div_(torch.asinh(a))
 
 
-def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, apply: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, apply: torch.Tensor,
+                   noise: torch.Tensor) -> torch.Tensor:
     """Add pixelwise Gaussian noise of standard deviation ``sigma`` (a float or per sample (N,)) where ``apply``.
 
     Unselected samples get + 0 * noise, which leaves them bit-for-bit unchanged.
@@ -160,7 +161,8 @@ def sample_augment_params(
         return rng[0] + (rng[1] - rng[0]) * rand(generator, shape, device)
 
     rot = coin(cfg.p_rot90)
-    k = torch.where(rot, (rand(generator, (n,), device) * 4).long().clamp(max=3), torch.zeros(n, dtype=torch.long, device=device))
+    k = torch.where(rot, (rand(generator, (n,), device) * 4).long().clamp(max=3), torch.zeros(n, dtype=torch.long,
+        device=device))
     flip = coin(cfg.p_hflip)
     asinh, alpha = coin(cfg.p_asinh), between(cfg.asinh_alpha)
     affine = coin(cfg.p_affine)
@@ -172,7 +174,8 @@ def sample_augment_params(
     vertical = rand(generator, (n, bands), device) < 0.5
     offset = between(cfg.band_offset, (n, bands)) * band_on[:, None]
     flux, factor = coin(cfg.p_flux), between(cfg.flux_factor)
-    return AugmentParams(rot, k, flip, asinh, alpha, affine, shift, scale, noise, band_on, vertical, start, width, offset, flux, factor)
+    return AugmentParams(rot, k, flip, asinh, alpha, affine, shift, scale, noise, band_on, vertical, start, width,
+                         offset, flux, factor)
 
 
 def cat_params(params: list[AugmentParams]) -> AugmentParams:

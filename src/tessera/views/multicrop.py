@@ -139,7 +139,8 @@ class MultiCropGenerator:
     def _group(self, x, roi, group: CropGroup, generator):
         """One crop group: boxes, one grid_sample, non-empty flags, photometric ops. -> views, boxes, angles, flags."""
         b, n, s, dev = x.shape[0], group.count, group.size, x.device
-        box = square_in_box(roi[:, None].expand(b, n, 4), uniform(generator, (b, n), *group.scale, dev), rand(generator, (b, n, 2), dev))
+        box = square_in_box(roi[:, None].expand(b, n, 4), uniform(generator, (b, n), *group.scale, dev),
+                            rand(generator, (b, n, 2), dev))
         regime = group.regime
         p = sample_augment_params(regime, b * n, s, regime.bands, generator, dev)
         if group.full_rotation:
