@@ -17,7 +17,7 @@ from tessera.align.results import alignment_results
 from tessera.align.trainer import align, build_model
 from tessera.config import resolve_config
 from tessera.errors import TesseraError
-from tessera.train.engine import StopRequested
+from tests.train._hooks import StopRequested, stop_at
 
 TINY = ["head.dim=16", "head.heads=2", "head.hidden=16", "train.batch_size=4", "train.progress=false",
         "train.log_every=1", "train.checkpoint_every=2", "train.lr=1e-3"]
@@ -66,7 +66,7 @@ def test_resume_is_exact_and_towers_load(tmp_path):
     cfg = _cfg(pairs, "train.max_steps=4")
     straight = align(cfg, tmp_path / "straight")
     with pytest.raises(StopRequested):
-        align(cfg, tmp_path / "resumed", stop_after_step=2)
+        align(cfg, tmp_path / "resumed", after_step=stop_at(2))
     align(cfg, tmp_path / "resumed", resume=True)
     xa, xb = torch.rand(3, 1, 24, 24), torch.randn(3, 1, 40)
     for tower, x in (("a", xa), ("b", xb)):
@@ -100,7 +100,7 @@ def test_resume_is_exact_and_towers_load(tmp_path):
 def test_resume_with_another_config_is_refused(tmp_path):
     pairs = _image_spectrum_pairs(tmp_path)
     with pytest.raises(StopRequested):
-        align(_cfg(pairs, "train.max_steps=4"), tmp_path / "run", stop_after_step=1)
+        align(_cfg(pairs, "train.max_steps=4"), tmp_path / "run", after_step=stop_at(1))
     with pytest.raises(TesseraError, match="train.lr"):
         align(_cfg(pairs, "train.max_steps=4", "train.lr=0.5"), tmp_path / "run", resume=True)
 
@@ -113,7 +113,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         align(_cfg(pairs), tmp_path / "out")
     swapped = pd.read_csv(pairs).rename(columns={"path_a": "path_b", "path_b": "path_a"})
     swapped[~swapped.path_a.isin(["spec5.npy"]) & ~swapped.path_b.isin(["img3.npy"])].to_csv(tmp_path / "sw.csv")
-    with pytest.raises(TesseraError, match=r"sw.csv path_a feeds an image tower: .*spec0.npy: not an image"):
+    with pytest.raises(TesseraError, match=r"sw.csv path_a feeds an image tower: .*spec0.npy: no image"):
         align(_cfg(tmp_path / "sw.csv"), tmp_path / "out")
     with pytest.raises(TesseraError, match="tower b a spectrum tower"):
         align(_cfg("frdeep-pairs:/nowhere"), tmp_path / "out")

@@ -43,7 +43,7 @@ from tessera.outputs import prepare_output_dir
 from tessera.seeding import mix_seed
 from tessera.train import distributed as D
 from tessera.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
-from tessera.train.engine import StepSampler, StopRequested
+from tessera.train.engine import StepHook, StepSampler
 from tessera.train.logging import MetricsLogger, truncate_metrics
 from tessera.train.monitors import check_finite
 from tessera.train.optim import build_optimizer, build_scheduler
@@ -185,7 +185,7 @@ class AlignTrainer:
         set_rng_state(state["rng"])
         return int(state["step"])
 
-    def fit(self, start: int = 0, stop_after_step: int | None = None) -> None:
+    def fit(self, start: int = 0, after_step: StepHook | None = None) -> None:
         from tessera.progress import progress_bar
 
         tc = self.cfg.train
@@ -202,8 +202,8 @@ class AlignTrainer:
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}", acc=f"{metrics['pair_accuracy']:.2f}")
                 if done % tc.checkpoint_every == 0 or done == tc.max_steps:
                     self.save(done)
-                if stop_after_step is not None and done >= stop_after_step:
-                    raise StopRequested(f"stopped after step {done} (test hook)")
+                if after_step is not None:
+                    after_step(done)
         finally:
             bar.close()
 
@@ -255,11 +255,12 @@ def _pair_inputs(cfg: AlignConfig) -> list[str]:
 
 
 def align(cfg: AlignConfig, out: str | Path, resume: bool = False, overwrite: bool = False,
-          stop_after_step: int | None = None) -> Path:
+          after_step: StepHook | None = None) -> Path:
     """Align tower ``cfg.a`` with tower ``cfg.b`` on the pairs ``cfg.pairs``; returns the run directory.
 
     One process, or one per device under torchrun (negatives gathered across processes). ``resume`` continues
-    exactly from the latest checkpoint; ``stop_after_step`` (tests) raises StopRequested after that step."""
+    exactly from the latest checkpoint. ``after_step(step)`` is called after every optimizer step and its
+    checkpoint (the tests inject an interruption through it, as for pretrain)."""
     info = D.setup_distributed(cfg.train.device)
     try:
         model = build_model(cfg)
@@ -285,7 +286,7 @@ def align(cfg: AlignConfig, out: str | Path, resume: bool = False, overwrite: bo
             if resume and D.is_main_process():
                 truncate_metrics(run_dir / "metrics.jsonl", lambda r: r["step"] <= start)
             D.barrier()
-            trainer.fit(start, stop_after_step)
+            trainer.fit(start, after_step)
         finally:
             logger.close()
         if D.is_main_process():
