@@ -17,7 +17,8 @@ def test_lensing_workflow(tmp_path):
     assert main(["simulate", "lensing", "--out", str(sim), "--per-class", "8", "--size", "32", "--seed", "1",
                  "--quiet", "pixel_scale_arcsec=0.2"]) == 0
     # seed 001 pretrains on the no-substructure class only
-    assert main(["ingest", str(sim / "no_sub"), "--out", str(store), "--tile", "32", "--min-tile", "16", "--quiet"]) == 0
+    ingest = ["ingest", str(sim / "no_sub"), "--out", str(store), "--tile", "32", "--min-tile", "16", "--quiet"]
+    assert main(ingest) == 0
     assert main(["pretrain", "--config", "lensing-mae", "--corpus", str(store), "--out", str(run),
                  "model.preset=vit_micro_patch8_32", "train.max_steps=2", "train.batch_size_reconstruction=4",
                  "train.checkpoint_every=2", "train.log_every=1", "train.progress=false"]) == 0

@@ -29,7 +29,8 @@ SMALL = dict(size=32, pixel_scale_arcsec=0.2)  # 6.4" field at 32 px: fast, same
 def _round_lens(theta_e: float = 1.5, source_r: float = 0.04) -> dict:
     """A circular SIE without shear, a small round source exactly behind its centre: an Einstein ring at theta_E."""
     zero = {k: 0.0 for k in MACRO_COLUMNS}
-    return zero | {"theta_e": theta_e, "lens_q": 1.0, "source_r_sersic": source_r, "source_n_sersic": 1.0, "source_q": 1.0}
+    return zero | {"theta_e": theta_e, "lens_q": 1.0, "source_r_sersic": source_r, "source_n_sersic": 1.0,
+                   "source_q": 1.0}
 
 
 def _radial_profile(image: np.ndarray, pixel_scale: float, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +106,8 @@ def test_vortex_is_a_line_and_cdm_is_a_population():
     cdm = draw_system("cdm", np.random.default_rng([7, 0]), dataclasses.replace(cfg, sub_mean=8))
     assert cdm.info["n_sub"] == len(cdm.sub_kwargs) >= 1
     assert set(cdm.sub_models) == {"TNFW"}
-    radii = [np.hypot(kw["center_x"] - cdm.info["lens_x"], kw["center_y"] - cdm.info["lens_y"]) for kw in cdm.sub_kwargs]
+    lx, ly = cdm.info["lens_x"], cdm.info["lens_y"]
+    radii = [np.hypot(kw["center_x"] - lx, kw["center_y"] - ly) for kw in cdm.sub_kwargs]
     lo, hi = (f * cdm.info["theta_e"] for f in cfg.sub_annulus)
     assert all(lo <= r <= hi for r in radii)
 
@@ -189,7 +191,7 @@ def test_loads_as_a_labeled_set_and_as_deeplense_folders(tmp_path, small_set):
     assert ls.images[0].shape == (1, 32, 32) and "theta_e" in ls.meta.columns
     deeplense = tmp_path / "deeplense"
     rng = np.random.default_rng(0)
-    for c, name in enumerate(("no", "sphere", "vort")):  # DeepLense Model I folder names
+    for name in ("no", "sphere", "vort"):  # DeepLense Model I folder names
         (deeplense / name).mkdir(parents=True)
         for i in range(2):
             arr = rng.random((1, 40, 40)) if i else rng.random((40, 40))

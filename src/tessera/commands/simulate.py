@@ -6,7 +6,8 @@
                                                                                LR/HR pairs under sr/, labels.csv
 
 Config precedence (later wins): dataclass defaults -> --config PRESET_OR_YAML (section simulate_radio /
-simulate_morphology / simulate_lensing) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value overrides.
+simulate_morphology / simulate_lensing) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value
+overrides.
 The same seed gives byte-identical files.
 """
 

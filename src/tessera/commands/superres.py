@@ -20,7 +20,8 @@ from tessera.commands._common import add_config_arguments, add_quiet_argument
 def add_arguments(parser) -> None:
     parser.add_argument("--model", action="append", required=True, metavar="REF",
                         help="encoder, optionally LABEL=REF to name its row (repeatable)")
-    parser.add_argument("--data", required=True, metavar="PATH", help="pair CSV (lr_path,hr_path) or a folder with labels.csv")
+    parser.add_argument("--data", required=True, metavar="PATH",
+                        help="pair CSV (lr_path,hr_path) or a folder with labels.csv")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     add_quiet_argument(parser, "print nothing on success")

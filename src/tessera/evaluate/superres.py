@@ -281,7 +281,7 @@ def evaluate_superres(models: list[tuple[str, object]], pairs: SRPairs, cfg: Sup
     import torch
 
     cfg.validate()
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     for _, encoder in models:  # every encoder must fit before any training starts
         head_stages(encoder, pairs.hr.shape[-1])
     train_idx, test_idx = split_pairs(len(pairs), cfg.test_fraction, cfg.seed)

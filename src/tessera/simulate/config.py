@@ -241,14 +241,18 @@ class SimulateLensingConfig:
             raise ConfigError(f"config key 'per_class': must be a positive integer, got {self.per_class}")
         bad = [c for c in self.classes if c not in LENSING_CLASSES]
         if bad or not self.classes or len(set(self.classes)) != len(self.classes):
-            raise ConfigError(f"config key 'classes': distinct names among {LENSING_CLASSES} expected, got {list(self.classes)}")
+            raise ConfigError(
+                f"config key 'classes': distinct names among {LENSING_CLASSES} expected, got {list(self.classes)}"
+            )
         if self.size < 16:
             raise ConfigError(f"config key 'size': must be >= 16 px, got {self.size}")
         if self.lr_factor < 1 or self.size % self.lr_factor:
             raise ConfigError(f"config key 'lr_factor': must be >= 1 and divide size={self.size}, got {self.lr_factor}")
         _check_positive(self, "pixel_scale_arcsec", "psf_fwhm_arcsec", "sub_concentration", "sub_truncation")
         if not 0 < self.z_lens < self.z_source:
-            raise ConfigError(f"config keys 'z_lens'/'z_source': need 0 < z_lens < z_source, got {self.z_lens}, {self.z_source}")
+            raise ConfigError(
+                f"config keys 'z_lens'/'z_source': need 0 < z_lens < z_source, got {self.z_lens}, {self.z_source}"
+            )
         for name in ("theta_e_range", "source_radius_range", "source_n_range", "snr_range", "sub_mass_range",
                      "sub_annulus", "vortex_mass_range", "vortex_length_range", "vortex_radius_range"):
             _check_range(self, name)
@@ -258,7 +262,9 @@ class SimulateLensingConfig:
                 raise ConfigError(f"config key '{name}': axis ratios must be <= 1, got {list(getattr(self, name))}")
         low, high = self.shear_range
         if not 0.0 <= low <= high < 0.5:
-            raise ConfigError(f"config key 'shear_range': expected [low, high] with 0 <= low <= high < 0.5, got {[low, high]}")
+            raise ConfigError(
+                f"config key 'shear_range': expected [low, high] with 0 <= low <= high < 0.5, got {[low, high]}"
+            )
         if self.lens_offset_arcsec < 0 or self.source_offset_arcsec < 0:
             raise ConfigError("config keys 'lens_offset_arcsec'/'source_offset_arcsec': must be >= 0")
         if self.sub_mean < 0:
@@ -268,6 +274,6 @@ class SimulateLensingConfig:
         half_field = self.size * self.pixel_scale_arcsec / 2
         if self.theta_e_range[1] * 1.3 > half_field:
             raise ConfigError(
-                f"config key 'theta_e_range': rings up to {self.theta_e_range[1]}\" do not fit the {2 * half_field:.2f}\" "
-                f"field (size x pixel_scale_arcsec); keep theta_E below {half_field / 1.3:.2f}\""
+                f"config key 'theta_e_range': rings up to {self.theta_e_range[1]}\" do not fit the "
+                f"{2 * half_field:.2f}\" field (size x pixel_scale_arcsec); keep theta_E below {half_field / 1.3:.2f}\""
             )

@@ -217,7 +217,7 @@ def _image_model(system: LensSystem, cfg: SimulateLensingConfig, size: int, pixe
 def render_clean(system: LensSystem, cfg: SimulateLensingConfig) -> np.ndarray:
     """Noiseless lensed image, PSF-convolved, scaled to peak 1: (size, size) float64 (row = y, column = x)."""
     model = _image_model(system, cfg, cfg.size, cfg.pixel_scale_arcsec)
-    image = np.asarray(model.image(kwargs_lens=system.kwargs_lens, kwargs_source=system.kwargs_source), dtype=np.float64)
+    image = np.asarray(model.image(kwargs_lens=system.kwargs_lens, kwargs_source=system.kwargs_source), np.float64)
     peak = float(image.max())
     if not peak > 0:
         raise ValueError(f"a {system.label} lens rendered an empty image (source outside the field?)")
@@ -229,7 +229,10 @@ def convergence_map(system: LensSystem, cfg: SimulateLensingConfig, substructure
     (all zeros for ``no_sub``)."""
     from lenstronomy.LensModel.lens_model import LensModel
 
-    models, kwargs = (system.sub_models, system.sub_kwargs) if substructure_only else (system.lens_models, system.kwargs_lens)
+    if substructure_only:
+        models, kwargs = system.sub_models, system.sub_kwargs
+    else:
+        models, kwargs = system.lens_models, system.kwargs_lens
     x, y = pixel_grid(cfg.size, cfg.pixel_scale_arcsec)
     if not models:
         return np.zeros_like(x)
