@@ -19,7 +19,6 @@ COMMANDS = {
     "views": "draw the training views of a cutout store into a figure",
     "pretrain": "continued pretraining of a ViT (reconstruction, contrastive, two-stage)",
     "evaluate": "linear probe, fine-tuning and k-NN under stratified K-fold CV",
-    "superres": "super-resolution head on an encoder's token grid: SSIM/PSNR against bicubic",
     "bakeoff": "pretrain several recipes with one budget and rank them against random init",
     "demo": "the end-to-end demo on simulated data, offline",
 }

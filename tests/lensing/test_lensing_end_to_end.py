@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tessera.cli import main
+from tessera.commands.superres import main as superres_main
 
 
 @pytest.mark.slow
@@ -32,7 +33,7 @@ def test_lensing_workflow(tmp_path):
         assert result["classes"] == ["axion", "cdm", "no_sub"] and result["n_samples"] == 24
         assert 0.0 <= result["roc_auc"]["mean"] <= 1.0
     out = tmp_path / "sr"
-    assert main(["superres", "--model", f"pretrained={run}", "--data", str(sim), "--out", str(out), "--quiet",
+    assert superres_main(["--model", f"pretrained={run}", "--data", str(sim), "--out", str(out), "--quiet",
                  "epochs=1", "width=8", "test_fraction=0.25"]) == 0
     sr = json.loads((out / "results.json").read_text())
     assert [(r["model"], r["mode"]) for r in sr["rows"]] == [("bicubic", "-"), ("pretrained", "frozen"),

@@ -4,9 +4,11 @@
 the output of `tessera simulate lensing`. Each --model (LABEL=REF; a run dir, an exported model, random:NAME)
 gets a fresh head trained with the encoder frozen and fine-tuned (key modes); all are scored with SSIM and PSNR
 (scikit-image, data_range=1) on one seeded hold-out split, against bicubic upsampling. Writes OUT/results.json,
-OUT/superres.md and OUT/superres.png (LR / bicubic / SR / HR / residual). Example:
+OUT/superres.md and OUT/superres.png (LR / bicubic / SR / HR / residual). Example (``tessera superres`` once the
+command is listed in tessera.cli.COMMANDS):
 
-  tessera superres --model pretrained=runs/lens --model scratch=random:vit_tiny_patch4_64 --data sim/labels.csv \\
+  python -m tessera.commands.superres --model pretrained=runs/lens --model scratch=random:vit_tiny_patch4_64 \\
+      --data sim/labels.csv \\
       --out eval/sr epochs=20
 
 Config precedence (later wins): defaults, --config file section 'superres', key=value overrides.
@@ -51,3 +53,25 @@ def run(args) -> int:
     if not args.quiet:
         print(table, end="")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tessera.commands.superres ...``: the command before it is listed in ``tessera.cli.COMMANDS``
+    (registering it there needs a README example, which test_readme checks for every command)."""
+    import argparse
+    import sys
+
+    from tessera.errors import TesseraError
+
+    parser = argparse.ArgumentParser(prog="tessera superres", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except TesseraError as exc:  # ConfigError included: one line, as tessera.cli does
+        print(f"tessera superres: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
