@@ -175,3 +175,16 @@ def test_auc_of_a_hand_computed_case():
     scores = np.array([[.9, .1, .0], [.8, .1, .1], [.1, .6, .3], [.2, .3, .5], [.3, .5, .2], [.1, .2, .7]])
     assert roc_auc_ovr_macro(y, scores) == pytest.approx(0.875)
     assert math.isclose(roc_auc_ovr_macro(np.array([0, 1]), np.array([[0.2, 0.8], [0.9, 0.1]])), 0.0)
+
+
+def test_lensing_recipe_is_seed_001s_mae_on_whole_images():
+    """lensing-mae: patch 4 at 64 px, mask 0.9, and reconstruction views that are the whole image unchanged."""
+    from tessera.train.config import resolve_pretrain_config
+    from tessera.views.generator import ViewGenerator
+
+    cfg = resolve_pretrain_config("lensing-mae")
+    assert (cfg.model.preset, cfg.model.mask_ratio) == ("vit_tiny_patch4_64", 0.9)
+    assert [getattr(s, "objective", s) for s in cfg.train.stages] == ["reconstruction"]
+    images = torch.rand(3, 1, 64, 64)
+    views = ViewGenerator(cfg.views, "reconstruction")(images, torch.Generator().manual_seed(0)).views
+    torch.testing.assert_close(views[:, 0], images, atol=1e-5, rtol=0)
