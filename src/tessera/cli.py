@@ -14,7 +14,7 @@ from tessera.errors import TesseraError
 
 # name -> one-line help; the module tessera.commands.<name> provides add_arguments(parser) and run(args).
 COMMANDS = {
-    "simulate": "make synthetic radio data with known truth (mosaics, labeled morphologies)",
+    "simulate": "make synthetic data with known truth (radio mosaics, labeled morphologies, strong lenses)",
     "ingest": "turn FITS mosaics/cubes, images and arrays into a normalized cutout store",
     "views": "draw the training views of a cutout store into a figure",
     "pretrain": "continued pretraining of a ViT (reconstruction, contrastive, two-stage)",

@@ -2,9 +2,12 @@
 
   tessera simulate radio --out DIR [--mosaics N] [--size PX] [--seed S]       survey-like FITS mosaics + catalogue.csv
   tessera simulate morphology --out DIR [--per-class N] [--size PX] [--seed S] labeled cutouts + labels.csv
+  tessera simulate lensing --out DIR [--per-class N] [--size PX] [--seed S]    strong lenses (no_sub/cdm/axion) as NPY,
+                                                                               LR/HR pairs under sr/, labels.csv
 
 Config precedence (later wins): dataclass defaults -> --config PRESET_OR_YAML (section simulate_radio /
-simulate_morphology) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value overrides.
+simulate_morphology / simulate_lensing) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value
+overrides.
 The same seed gives byte-identical files.
 """
 
@@ -47,6 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-class", type=positive_int, metavar="N", help="cutouts per class (config key: per_class)"
     )
     _add_common(morph, "simulate_morphology")
+    lens = sub.add_parser(
+        "lensing",
+        help="galaxy-galaxy strong lenses (no_sub, cdm, axion substructure) with LR/HR pairs and labels.csv",
+        description="Write strong-lensing images (lenstronomy: SIE + shear, Sersic source, PSF, noise) as NPY in "
+        "class folders, matched low/high-resolution pairs under sr/, and labels.csv (path,label,hr_path,lr_path, "
+        "lens and source parameters).",
+    )
+    lens.add_argument("--per-class", type=positive_int, metavar="N", help="images per class (config key: per_class)")
+    _add_common(lens, "simulate_lensing")
 
 
 def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
@@ -57,6 +69,9 @@ def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]
 def run(args: argparse.Namespace) -> int:
     from tessera.config import resolve_config
     from tessera.simulate import SimulateMorphologyConfig, SimulateRadioConfig, simulate_morphology, simulate_radio
+
+    if args.kind == "lensing":
+        return _run_lensing(args)
 
     if args.kind == "radio":
         flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
@@ -72,4 +87,17 @@ def run(args: argparse.Namespace) -> int:
     labels = simulate_morphology(cfg, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
+    return 0
+
+
+def _run_lensing(args: argparse.Namespace) -> int:
+    from tessera.config import resolve_config
+    from tessera.simulate.config import SimulateLensingConfig
+    from tessera.simulate.lensing import simulate_lensing
+
+    flags = _flag_overrides(args, {"per_class": "per_class", "size": "size", "seed": "seed"})
+    cfg = resolve_config(SimulateLensingConfig, args.config, flags + list(args.overrides), section="simulate_lensing")
+    labels = simulate_lensing(cfg, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR pairs and {labels}")
     return 0
