@@ -20,6 +20,7 @@ COMMANDS = {
     "pretrain": "continued pretraining of a ViT (reconstruction, contrastive, two-stage)",
     "align": "align two pretrained towers into one shared space (CLIP-style, seed 003)",
     "evaluate": "linear probe, fine-tuning and k-NN under stratified K-fold CV",
+    "superres": "super-resolution head on an encoder's token grid: SSIM/PSNR against bicubic",
     "bakeoff": "pretrain several recipes with one budget and rank them against random init",
     "demo": "the end-to-end demo on simulated data, offline",
     "embed": "embed every cutout of a store (or a data spec) into a resumable embedding set",
