@@ -89,7 +89,8 @@ def merge_batches(batch: ViewBatch, redo: ViewBatch, rows: torch.Tensor) -> View
     """``batch`` with the samples at ``rows`` replaced by the samples of ``redo`` (same order)."""
     if hasattr(batch, "merge"):  # batches of crop groups (views/multicrop.py) know their own layout
         return batch.merge(redo, rows)
-    names = ("views", "boxes", "sample_boxes", "roi", "anchors", "wide_field", "nonempty_views", "image_sizes", "k", "flip")
+    names = ("views", "boxes", "sample_boxes", "roi", "anchors", "wide_field", "nonempty_views", "image_sizes",
+             "k", "flip")
     for name in names:
         getattr(batch, name)[rows] = getattr(redo, name).to(getattr(batch, name).device)
     for name, flags in batch.applied.items():
