@@ -80,10 +80,14 @@ class StepSampler:
 
     def indices(self, micro_index: int) -> list[int]:
         """Indices of this rank's micro-batch number ``micro_index`` (counted from the start of the stage)."""
+        return self.index_tensor(micro_index).tolist()
+
+    def index_tensor(self, micro_index: int) -> torch.Tensor:
+        """:meth:`indices` as a (B,) long CPU tensor (what the loader reads)."""
         epoch, pos = divmod(micro_index, self.per_epoch)
         glob = self.batch * self.world_size
         start = pos * glob + self.rank * self.batch
-        return self.permutation(epoch)[start : start + self.batch].tolist()
+        return self.permutation(epoch)[start : start + self.batch]
 
 
 # --------------------------------------------------------------------------------------------- one stage
@@ -215,7 +219,7 @@ class StageTrainer:
             from tessera.train.loader import build_stream
 
             stream = self._stream = build_stream(
-                self.cfg.train, self.store, self.sampler.indices, self.batch, self.device, self.info.rank,
+                self.cfg.train, self.store, self.sampler.index_tensor, self.batch, self.device, self.info.rank,
                 self.spec.index, self.max_steps * self.accum,
             )
         return stream

@@ -99,7 +99,7 @@ class MicroBatchReads(Dataset):
     in any worker and for any worker count.
     """
 
-    def __init__(self, store, indices_of: Callable[[int], list[int]], spares: int, seed: int, rank: int, stage: int):
+    def __init__(self, store, indices_of: Callable[[int], torch.Tensor | list[int]], spares: int, seed: int, rank: int, stage: int):
         self.store, self.indices_of, self.spares = store, indices_of, spares
         self.seed, self.rank, self.stage = seed, rank, stage
 
@@ -196,7 +196,7 @@ class MicroBatchStream:
             pass
 
 
-def build_stream(tc, store, indices_of: Callable[[int], list[int]], batch: int, device: torch.device, rank: int,
+def build_stream(tc, store, indices_of: Callable[[int], torch.Tensor | list[int]], batch: int, device: torch.device, rank: int,
                  stage: int, stop: int) -> MicroBatchStream:
     """The stream of a stage from the ``train.*`` loader keys (``tc``: a TrainConfig): ``loader_workers``,
     ``prefetch_factor``, ``pin_memory`` (None: on CUDA), ``resident_store``, ``spare_fraction``. ``stop``: one
