@@ -332,9 +332,9 @@ def compile_unsupported(device: torch.device) -> str | None:
     return None
 
 
-def compile_model(model: nn.Module, device: torch.device) -> list[str]:
-    """``nn.Module.compile()`` (in place: parameter names and checkpoints unchanged) of the submodules a training
-    step runs: ``encoder``, ``decoder``, ``projection`` where present. Returns the compiled names; where
+def compile_model(model: nn.Module, device: torch.device, backend: str = "inductor") -> list[str]:
+    """``nn.Module.compile(backend=...)`` (in place: parameter names and checkpoints unchanged) of the submodules a
+    training step runs: ``encoder``, ``decoder``, ``projection`` where present. Returns the compiled names; where
     compilation is not supported it warns with the reason and compiles nothing (the step runs eagerly)."""
     import warnings
 
@@ -346,7 +346,7 @@ def compile_model(model: nn.Module, device: torch.device) -> list[str]:
     for name in ("encoder", "decoder", "projection"):
         sub = getattr(model, name, None)
         if isinstance(sub, nn.Module):
-            sub.compile()
+            sub.compile(backend=backend)
             done.append(name)
     return done
 
