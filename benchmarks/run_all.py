@@ -33,7 +33,8 @@ BENCHMARKS = {
 GPU_BENCHMARKS = {
     "views": ["--batch", "256", "--size", "512", "--output-size", "224", "--device", "cuda"],
     "pretrain_step": ["--preset", "paper", "--steps", "20"],
-    "loader_throughput": ["--preset", "paper", "--workers", "12", "--cutouts", "1024", "--size", "512", "--steps", "20"],
+    "loader_throughput": ["--preset", "paper", "--workers", "12", "--cutouts", "1024", "--size", "512",
+                          "--steps", "20"],
 }
 
 
