@@ -28,6 +28,8 @@ from torch.utils.data import DataLoader, Dataset
 from tessera.errors import ConfigError, TesseraError
 from tessera.seeding import mix_seed
 
+IndicesOf = Callable[[int], "torch.Tensor | list[int]"]  # micro-batch number -> its cutout indices
+
 SPARE_STREAM = 7_919  # mixed into the spare cutouts' seed so it never equals a view generator's stream
 
 
@@ -99,7 +101,7 @@ class MicroBatchReads(Dataset):
     in any worker and for any worker count.
     """
 
-    def __init__(self, store, indices_of: Callable[[int], torch.Tensor | list[int]], spares: int, seed: int, rank: int, stage: int):
+    def __init__(self, store, indices_of: IndicesOf, spares: int, seed: int, rank: int, stage: int):
         self.store, self.indices_of, self.spares = store, indices_of, spares
         self.seed, self.rank, self.stage = seed, rank, stage
 
@@ -163,10 +165,9 @@ class MicroBatchStream:
         kwargs = dict(num_workers=self.workers, batch_size=None, pin_memory=self.pin_memory,
                       sampler=range(start, max(self.stop, start + 1)))
         if self.workers > 0:
-            # Spawned workers re-import tessera and reopen the shards' memory maps (CutoutStore.__getstate__);
-            # forking a process that holds CUDA or OpenMP state is unsafe.
-            kwargs.update(prefetch_factor=self.prefetch_factor, persistent_workers=False,
-                          multiprocessing_context="spawn" if self.device.type == "cuda" else None)
+            # Forked workers (PyTorch's default on Linux) only read NumPy memory maps, never CUDA; each reopens
+            # the shards' maps lazily (CutoutStore.__getstate__ drops them).
+            kwargs.update(prefetch_factor=self.prefetch_factor)
         return iter(DataLoader(self.reads, **kwargs))
 
     def get(self, m: int) -> ReadBatch:
@@ -196,7 +197,7 @@ class MicroBatchStream:
             pass
 
 
-def build_stream(tc, store, indices_of: Callable[[int], torch.Tensor | list[int]], batch: int, device: torch.device, rank: int,
+def build_stream(tc, store, indices_of: IndicesOf, batch: int, device: torch.device, rank: int,
                  stage: int, stop: int) -> MicroBatchStream:
     """The stream of a stage from the ``train.*`` loader keys (``tc``: a TrainConfig): ``loader_workers``,
     ``prefetch_factor``, ``pin_memory`` (None: on CUDA), ``resident_store``, ``spare_fraction``. ``stop``: one
