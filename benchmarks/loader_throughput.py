@@ -117,17 +117,16 @@ def measure(preset: str, workers: int, store, steps: int, device: torch.device, 
     out["model_images_per_s"] = rate(lambda: fixed.train_step(next(counter)), batch, steps, device)
     new.data_stream().close()
 
-    # Alternating rounds of the full step so load from other processes hits both alike.
+    # Alternating steps of the two contenders so load from other processes hits both alike.
     counters = {"new": iter(range(10**9)), "old": iter(range(10**9))}
     trainers = {"new": new, "old": old}
     for name in trainers:
         for _ in range(2):
             trainers[name].train_step(next(counters[name]))
     times: dict[str, list[float]] = {"new": [], "old": []}
-    rounds = 4
-    for _ in range(rounds):
+    for _ in range(steps):  # one step per contender per round: the finest interleaving
         for name, trainer in trainers.items():
-            for _ in range(max(1, steps // rounds)):
+            for _ in range(1):
                 sync(device)
                 t0 = time.perf_counter()
                 trainer.train_step(next(counters[name]))
