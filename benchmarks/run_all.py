@@ -27,6 +27,7 @@ BENCHMARKS = {
     "ingest": ["--files", "4", "--size", "2048", "--tile", "512", "--workers", "2"],
     "views": ["--batch", "32", "--size", "512", "--output-size", "224", "--repeats", "3"],
     "pretrain_step": ["--preset", "cpu", "--steps", "10"],
+    "loader_throughput": ["--preset", "cpu", "--workers", "2", "--cutouts", "256", "--size", "256", "--steps", "8"],
     "probe": ["--max-per-class", "40", "--epochs", "20"],
     "search_embed": ["--n", "256"], "search_index": ["--n", "100000", "--dims", "192", "768", "--data", "clustered"],
 }
@@ -34,6 +35,8 @@ GPU_BENCHMARKS = {
     "views": ["--batch", "256", "--size", "512", "--output-size", "224", "--device", "cuda"],
     "pretrain_step": ["--preset", "paper", "--steps", "20"],
     "search_embed": ["--model", "random:vit_base_patch16_224", "--device", "cuda", "--bf16", "--n", "8192"],
+    "loader_throughput": ["--preset", "paper", "--workers", "12", "--cutouts", "1024", "--size", "512",
+                          "--steps", "20"],
 }
 
 

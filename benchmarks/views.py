@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from tessera.views.config import ViewConfig
 from tessera.views.generator import ViewGenerator
-from tessera.views.reference import reference_views
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the reference lives with the tests
+from tests.views.reference_views import reference_views  # noqa: E402
 
 
 def sparse_cutouts(n: int, size: int, seed: int = 0) -> np.ndarray:

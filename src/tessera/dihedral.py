@@ -12,16 +12,26 @@ import torch
 
 
 def dihedral(x: torch.Tensor, k: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Exact k x 90 deg rotation then horizontal flip, per sample (no interpolation).
+    """Exact k x 90 deg rotation then horizontal flip, per sample (no interpolation), as ONE gather of pixels:
+    each of the 8 (k, flip) elements of the dihedral group is a fixed permutation of the S x S pixel indices
+    (derived with torch.rot90/flip on an index image), so nothing waits on the host.
 
-    Grouped by the 8 (k, flip) elements of the dihedral group: one rot90/flip per group present.
     x: (N, C, S, S); k: (N,) in {0,1,2,3}; flip: (N,) bool -> (N, C, S, S).
     """
-    code = (k * 2 + flip.long()).cpu()
-    out = torch.empty_like(x)
-    for c in code.unique().tolist():
-        idx = (code == c).nonzero(as_tuple=True)[0].to(x.device)
-        part = x[idx] if idx.numel() < x.shape[0] else x
-        part = torch.rot90(part, c // 2, dims=(-2, -1))
-        out[idx] = part.flip(-1) if c % 2 else part
-    return out
+    n, c, s, _ = x.shape
+    perm = dihedral_permutations(s, x.device)[(k.to(x.device) * 2 + flip.to(x.device).long())]  # (N, S*S)
+    return x.flatten(2).gather(2, perm[:, None, :].expand(n, c, s * s)).view(n, c, s, s)
+
+
+_PERMUTATIONS: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def dihedral_permutations(size: int, device) -> torch.Tensor:
+    """(8, S*S) long: row ``2 k + flip`` holds, for each output pixel, the input pixel it takes. Cached per device."""
+    key = (size, str(device))
+    if key not in _PERMUTATIONS:
+        idx = torch.arange(size * size).view(size, size)
+        rows = [torch.rot90(idx, code // 2, dims=(-2, -1)) for code in range(8)]
+        rows = [r.flip(-1) if code % 2 else r for code, r in enumerate(rows)]
+        _PERMUTATIONS[key] = torch.stack([r.reshape(-1) for r in rows]).to(device)
+    return _PERMUTATIONS[key]

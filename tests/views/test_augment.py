@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tessera.views.augment import asinh_stretch, banding, dihedral, flux_perturbation, flux_threshold
+from tessera.views.augment import dihedral, flux_threshold
 from tessera.views.generator import ViewGenerator
 
 from ._helpers import quiet_config
+from .reference_ops import asinh_stretch, banding, flux_perturbation
 
 N = 48
 

@@ -7,11 +7,11 @@ import torch
 
 from tessera.views.config import ViewConfig
 from tessera.views.generator import ViewGenerator
-from tessera.views.reference import crop_resize_np, ioa, reference_anchor, reference_views
 from tessera.views.anchors import propose_anchors
 from tessera.views.geometry import crop_resize
 
 from ._helpers import blob_image
+from .reference_views import crop_resize_np, ioa, reference_anchor, reference_views
 
 
 def _scales(boxes, roi):

@@ -9,6 +9,7 @@ from tessera.errors import ConfigError
 from tessera.models.presets import MODEL_PRESETS, get_preset, preset_backbone, preset_patch_size
 
 BACKBONES = ("vit_mae", "dinov2", "dinov2_registers", "resnet")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
 
 @dataclass
@@ -33,6 +34,9 @@ class ModelConfig:
     proj_hidden: int = 2048
     proj_dim: int = 128
     proj_batchnorm: bool = True  # seed 000's output BatchNorm of the projection head (§5.2)
+    # Attention kernel of the transformers backbone and MAE decoder: "sdpa" (torch scaled_dot_product_attention,
+    # flash/memory-efficient kernels on GPUs) or "eager" (the explicit softmax(QK^T)V; same outputs to rounding).
+    attn_implementation: Literal["sdpa", "eager"] = "sdpa"
 
     def validate(self) -> None:
         """Reject configs that cannot work, naming the key."""
@@ -41,6 +45,9 @@ class ModelConfig:
         if self.backbone not in BACKBONES:
             raise ConfigError(f"config key 'model.backbone': {self.backbone!r} is not one of {BACKBONES}")
         self._validate_preset_family()
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"config key 'model.attn_implementation': {self.attn_implementation!r} is not one of "
+                              f"{', '.join(ATTN_IMPLEMENTATIONS)}")
         if self.registers < 0:
             raise ConfigError(f"config key 'model.registers': must be >= 0, got {self.registers}")
         if self.registers > 0 and self.backbone != "vit_mae":

@@ -306,11 +306,60 @@ def build_encoder(cfg: ModelConfig, with_decoder: bool = False) -> tuple[nn.Modu
         backbone, decoder = _vit_mae_pretrained(cfg, source.ref) if source else _vit_mae_scratch(cfg)
     else:
         backbone = _dinov2_backbone(cfg, source.ref if source else None)
+    set_attention(backbone, cfg.attn_implementation)
+    if decoder is not None:
+        set_attention(decoder, cfg.attn_implementation)
     adapter = _adapter_for(cfg, source, int(backbone.config.num_channels))
     encoder = ViTEncoder(backbone, cfg.backbone, adapter, num_registers=cfg.registers)
     if source is not None and source.settings is not None and cfg.registers:
         _load_registers(encoder, source)
     return encoder, (decoder if with_decoder else None)
+
+
+def set_attention(module: nn.Module, implementation: str) -> None:
+    """Switch a ``transformers`` model (backbone or MAE decoder) to ``implementation`` ("sdpa" | "eager"):
+    ``model.attn_implementation``. SDPA dispatches to the flash / memory-efficient kernels on GPUs."""
+    if getattr(module, "config", None) is None:
+        return
+    if hasattr(module, "set_attn_implementation"):
+        module.set_attn_implementation(implementation)
+    else:  # a bare nn.Module holding a config (the MAE decoder in some transformers versions)
+        module.config._attn_implementation = implementation
+
+
+def compile_unsupported(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run here (None when it can): TorchDynamo must support this Python, and
+    Inductor needs Triton on CUDA and a C++ compiler on CPU."""
+    import importlib.util
+    import shutil
+
+    dynamo = getattr(torch, "_dynamo", None)
+    if dynamo is None or not dynamo.is_dynamo_supported():
+        return "TorchDynamo does not support this Python/platform"
+    if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (Inductor needs it on CUDA)"
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        return "no C++ compiler on PATH (Inductor needs one on CPU)"
+    return None
+
+
+def compile_model(model: nn.Module, device: torch.device, backend: str = "inductor") -> list[str]:
+    """``nn.Module.compile(backend=...)`` (in place: parameter names and checkpoints unchanged) of the submodules a
+    training step runs: ``encoder``, ``decoder``, ``projection`` where present. Returns the compiled names; where
+    compilation is not supported it warns with the reason and compiles nothing (the step runs eagerly)."""
+    import warnings
+
+    reason = compile_unsupported(device)
+    if reason is not None:
+        warnings.warn(f"train.compile=true ignored: torch.compile is not supported here: {reason}", stacklevel=2)
+        return []
+    done = []
+    for name in ("encoder", "decoder", "projection"):
+        sub = getattr(model, name, None)
+        if isinstance(sub, nn.Module):
+            sub.compile(backend=backend)
+            done.append(name)
+    return done
 
 
 def build_pretrain_model(cfg: ModelConfig, branches: Iterable[str] | None = None) -> PretrainModel:

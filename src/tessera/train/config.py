@@ -169,6 +169,16 @@ class TrainConfig:
     monitor_data: str | None = None
     monitor_every: int = 100
     monitor_max_images: int = 300
+    # Reading ahead of the step (train/loader.py): DataLoader worker processes (0 = read in the training process),
+    # micro-batches each worker reads ahead, pinned host memory (null: on CUDA), the whole store kept on the
+    # device instead of a loader, spare cutouts read per micro-batch (a fraction of it) to replace samples whose
+    # views are empty (seed 000 §7.1.1), and torch.compile of the step's model where supported.
+    loader_workers: int = 0
+    prefetch_factor: int = 2
+    pin_memory: bool | None = None
+    resident_store: bool = False
+    spare_fraction: float = 0.125
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.stages = tuple(_stage_entry(entry, i) for i, entry in enumerate(self.stages))
@@ -200,6 +210,7 @@ class TrainConfig:
         for key in ("monitor_every", "monitor_max_images"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'train.{key}': must be >= 1, got {getattr(self, key)}")
+        self._validate_loader()
         if self.branch not in (*STAGE_BRANCHES, *OBJECTIVES, RECIPE_BRANCH):
             known = ", ".join((*STAGE_BRANCHES, *[o for o in OBJECTIVES if o not in STAGE_BRANCHES], RECIPE_BRANCH))
             raise ConfigError(f"config key 'train.branch': {self.branch!r} is not one of {known}")
@@ -216,6 +227,19 @@ class TrainConfig:
             for key in stage.overrides:
                 if key.split(".")[:2] in (["train", "stages"], ["train", "branch"]):
                     raise ConfigError(f"config key '{stage_key}.overrides.{key}': a stage cannot change the recipe")
+
+    def _validate_loader(self) -> None:
+        if self.loader_workers < 0:
+            raise ConfigError(f"config key 'train.loader_workers': must be >= 0, got {self.loader_workers}")
+        if self.prefetch_factor < 1:
+            raise ConfigError(f"config key 'train.prefetch_factor': must be >= 1, got {self.prefetch_factor}")
+        if not 0.0 <= self.spare_fraction <= 1.0:
+            raise ConfigError(f"config key 'train.spare_fraction': must be in [0, 1], got {self.spare_fraction}")
+        for key in ("resident_store", "compile"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"config key 'train.{key}': must be true or false, got {getattr(self, key)!r}")
+        if self.pin_memory is not None and not isinstance(self.pin_memory, bool):
+            raise ConfigError(f"config key 'train.pin_memory': must be true, false or null, got {self.pin_memory!r}")
 
     def stage_list(self) -> list[StageConfig]:
         """The stages in order as StageConfig (bare names expanded; ``branch`` expanded when no stages are given)."""

@@ -72,10 +72,14 @@ class StepSampler:
 
     def indices(self, micro_index: int) -> list[int]:
         """Indices of this rank's micro-batch number ``micro_index`` (counted from the start of the stage)."""
+        return self.index_tensor(micro_index).tolist()
+
+    def index_tensor(self, micro_index: int) -> torch.Tensor:
+        """:meth:`indices` as a (B,) long CPU tensor (what the loader reads)."""
         epoch, pos = divmod(micro_index, self.per_epoch)
         glob = self.batch * self.world_size
         start = pos * glob + self.rank * self.batch
-        return self.permutation(epoch)[start : start + self.batch].tolist()
+        return self.permutation(epoch)[start : start + self.batch]
 
 
 # --------------------------------------------------------------------------------------------- one stage
@@ -146,6 +150,10 @@ class StageTrainer:
         # without gradient (PretrainModel.ddp_find_unused_parameters). An EMA teacher has no trainable
         # parameter: DDP ignores it, the objective's hook updates it on every rank.
         model = self.objective.build_model().to(self.device)
+        if self.cfg.train.compile:  # in place, before DDP (nn.Module.compile keeps the state-dict names)
+            from tessera.models.pretrain_model import compile_model
+
+            compile_model(model, self.device)
         if self.info.distributed:
             model = D.convert_sync_batchnorm(model, self.device)
             if getattr(model, "teacher", None) is not None:
@@ -185,18 +193,28 @@ class StageTrainer:
         return torch.Generator(device=self.device).manual_seed(seed)
 
     def micro_batch(self, step: int, micro: int):
-        """Views of this rank's micro-batch on the device: (B, V, C, S, S), or one such tensor per crop group."""
-        from tessera.views.sampling import draw_view_batch
+        """Views of this rank's micro-batch on the device: (B, V, C, S, S), or one such tensor per crop group.
 
-        indices = self.sampler.indices(step * self.accum + micro)
-        views, stats = draw_view_batch(
-            self.store, indices, self.views, self.generator(step, micro, 0), self.device,
-            max_attempts=self.cfg.views.max_attempts,
-        )
-        self.resampled += int(stats["resampled"])
-        if isinstance(views, list):
-            return [v.to(self.device, non_blocking=True) for v in views]
-        return views.to(self.device, non_blocking=True)
+        The cutouts (and spares for empty views) come read ahead from the loader (train/loader.py); the views are
+        made on the device in one call, and an empty sample takes a spare there (no host sync, seed 000 §7.1.1)."""
+        from tessera.views.sampling import views_from_pool
+
+        read = self.data_stream().get(step * self.accum + micro)
+        views, stats = views_from_pool(self.views, read.images, read.batch, self.generator(step, micro, 0))
+        self.resampled = self.resampled + stats["resampled"]  # a device tensor: read at logging steps only
+        return views
+
+    def data_stream(self):
+        """This stage's :class:`tessera.train.loader.MicroBatchStream`, built on first use."""
+        stream = getattr(self, "_stream", None)
+        if stream is None:
+            from tessera.train.loader import build_stream
+
+            stream = self._stream = build_stream(
+                self.cfg.train, self.store, self.sampler.index_tensor, self.batch, self.device, self.info.rank,
+                self.spec.index, self.max_steps * self.accum,
+            )
+        return stream
 
     # -- one optimizer step ------------------------------------------------------------------------------------
     def context(self, step: int, micro: int) -> StepContext:
@@ -368,7 +386,7 @@ class StageTrainer:
             "images_per_s": images_per_s,
             "micro_batch": self.batch,
             "accumulation": self.accum,
-            "resampled": self.resampled,
+            "resampled": int(self.resampled),
             **health,
         }
         self.logger.log(record)

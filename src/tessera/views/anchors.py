@@ -55,11 +55,17 @@ def propose_anchors(
     return fn(x, cfg, generator) if stats is None else fn(x, cfg, generator, stats=stats)
 
 
+def image_centres(n: int, h: int, w: int, device) -> torch.Tensor:
+    """(N, 2) float32 (w / 2, h / 2) made by fills on ``device`` (a tensor from a Python list would be a
+    host-to-device copy, which waits for the device)."""
+    return torch.stack([torch.full((n,), w / 2, device=device), torch.full((n,), h / 2, device=device)], dim=-1)
+
+
 @register_anchor("center")
 def center_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
     """The cutout centre. x: (N, C, H, W) -> (N, 2)."""
     n, _, h, w = x.shape
-    return torch.tensor([w / 2, h / 2], device=x.device, dtype=torch.float32).expand(n, 2).clone()
+    return image_centres(n, h, w, x.device)
 
 
 @register_anchor("uniform")
@@ -67,7 +73,7 @@ def uniform_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generat
     """A uniform position in the cutout. x: (N, C, H, W) -> (N, 2)."""
     n, _, h, w = x.shape
     u = rand(generator, (n, 2), x.device)
-    return u * torch.tensor([w, h], device=x.device, dtype=torch.float32)
+    return torch.stack([u[:, 0] * w, u[:, 1] * h], dim=-1)  # scalar products: no host-to-device copy
 
 
 def tile_bounds(length: int, grid: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,22 +105,10 @@ def zscore_peak_candidates(
     std = var.sqrt()
     z = (peak - mean) / std.clamp(min=1e-12)
     z = torch.where(std > 1e-12, z, torch.full_like(z, float("-inf")))  # a flat cutout has no significant peak
-    ti = torch.arange(g * g, device=intensity.device)
-    tile_r, tile_c = ti // g, ti % g
-    xy, local, valid = [], [], []
-    for _ in range(cfg.z_top_k):
-        best = z.argmax(dim=1)  # (N,)
-        zbest = z.gather(1, best[:, None])[:, 0]
-        flat = idx.gather(1, best[:, None])[:, 0]
-        xy.append(torch.stack([(flat % w).float() + 0.5, (flat // w).float() + 0.5], dim=-1))
-        local.append(peak.gather(1, best[:, None])[:, 0])
-        valid.append(zbest >= cfg.z_floor)
-        # Suppress tiles closer than the minimum separation (Chebyshev distance in tiles).
-        near = ((tile_r[None] - tile_r[best][:, None]).abs() < cfg.z_min_separation) & (
-            (tile_c[None] - tile_c[best][:, None]).abs() < cfg.z_min_separation
-        )
-        z = z.masked_fill(near, float("-inf"))
-    return torch.stack(xy, 1), torch.stack(local, 1), torch.stack(valid, 1)
+    tiles, local, valid = zscore_select(z, peak, cfg)
+    pos = idx.gather(1, tiles)  # flat pixel index of each chosen tile's peak
+    xy = torch.stack([(pos % w).float() + 0.5, (pos // w).float() + 0.5], dim=-1)
+    return xy, local, valid
 
 
 def mean_tile_candidates(intensity: torch.Tensor, cfg: AnchorConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +120,9 @@ def mean_tile_candidates(intensity: torch.Tensor, cfg: AnchorConfig) -> tuple[to
     g = cfg.mean_grid
     k = min(cfg.mean_top_k, g * g)
     # Views inputs are in [0, 1], where |x| = x; the copy for abs() is only paid for signed data.
-    magnitude = intensity.abs() if bool((intensity.amin() < 0).item()) else intensity
+    # Off CPU |x| is always computed: checking the sign first would wait on the device.
+    signed = intensity.device.type != "cpu" or bool(intensity.amin() < 0)
+    magnitude = intensity.abs() if signed else intensity
     score = F.adaptive_avg_pool2d(magnitude[:, None], g)[:, 0].flatten(1)  # (N, g*g)
     tile_max = F.adaptive_max_pool2d(intensity[:, None], g)[:, 0].flatten(1)
     top = score.topk(k, dim=1).indices  # (N, k)
@@ -276,11 +272,11 @@ def radio_anchors(
     use_z = ~use_mean & has_z
     weights = torch.cat([z_valid & use_z[:, None], m_valid & use_mean[:, None]], dim=1)  # (N, Kz + Km)
     # Uniform choice among the allowed candidates: argmax of uniform keys, -1 where not allowed.
-    keys = torch.where(weights, rand(generator, tuple(weights.shape), x.device), torch.full_like(weights, -1.0,
-        dtype=torch.float32))
+    keys = torch.where(weights, rand(generator, tuple(weights.shape), x.device),
+                       torch.full_like(weights, -1.0, dtype=torch.float32))
     choice = keys.argmax(dim=1)
     chosen = torch.cat([z_xy, m_xy], dim=1).gather(1, choice[:, None, None].expand(n, 1, 2))[:, 0]
     # No candidate at all: the global peak, or the centre of a flat cutout.
-    centre = torch.tensor([w / 2, h / 2], device=x.device).expand(n, 2)
+    centre = image_centres(n, h, w, x.device)
     fallback = torch.where(flat[:, None], centre, peak_xy)
     return torch.where((has_z | has_m)[:, None], chosen, fallback)

@@ -85,7 +85,7 @@ def stack_padded(images: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.T
         if images.dim() != 4:
             raise TesseraError(f"views: expected images of shape (B, C, H, W), got {tuple(images.shape)}")
         b, _, h, w = images.shape
-        hw = torch.tensor([[h, w]] * b, dtype=torch.long, device=images.device).reshape(b, 2)
+        hw = torch.stack([torch.full((b,), h, device=images.device), torch.full((b,), w, device=images.device)], 1)
         return images.float(), hw
     images = list(images)
     if not images:
@@ -94,8 +94,8 @@ def stack_padded(images: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.T
     if any(len(s) != 3 for s in shapes):
         raise TesseraError(f"views: every image must be (C, H, W); got shapes {shapes}")
     if len({s[0] for s in shapes}) != 1:
-        raise TesseraError("views: images in one batch must share the channel count; got "
-                           f"{sorted({s[0] for s in shapes})}")
+        counts = sorted({s[0] for s in shapes})
+        raise TesseraError(f"views: images in one batch must share the channel count; got {counts}")
     hp, wp = max(s[1] for s in shapes), max(s[2] for s in shapes)
     padded = [
         im.float() if im.shape[1:] == (hp, wp)
@@ -104,6 +104,11 @@ def stack_padded(images: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.T
     ]
     hw = torch.tensor([s[1:] for s in shapes], dtype=torch.long, device=images[0].device)
     return torch.stack(padded), hw
+
+
+def per_view_constant(values: Sequence[float], b: int, device) -> torch.Tensor:
+    """(B * V,) float32: ``values[v]`` at index n * V + v, made by fills on ``device`` (no host-to-device copy)."""
+    return torch.stack([torch.full((b,), float(v), device=device) for v in values], 1).flatten()
 
 
 def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
@@ -164,13 +169,13 @@ class ViewGenerator:
         params = [sample_augment_params(r, b, s, bands, generator, device) for r, bands in regimes]
         p = cat_params(params)  # all B * V views at once, index b * V + v
         k, flip = p.k.view(b, v), p.flip.view(b, v)
-        sample_boxes = torch.where(p.affine.view(b, v, 1), jitter_boxes(boxes, p.shift.view(b, v, 2), p.scale.view(b,
-            v)), boxes)
+        jittered = jitter_boxes(boxes, p.shift.view(b, v, 2), p.scale.view(b, v))
+        sample_boxes = torch.where(p.affine.view(b, v, 1), jittered, boxes)
         # Crop + resize + affine jitter + exact dihedral transform in one grid_sample (geometry.crop_resize).
         views = crop_resize(x, sample_boxes, s, self.cfg.interpolation, k, flip).clamp_(0.0, 1.0)
         nonempty = self.nonempty(views)  # on the geometric view, before photometric ops (config.NonEmptyConfig)
-        sigma = torch.tensor([r.noise_sigma if r.p_noise > 0 else 0.0 for r, _ in regimes], device=device).repeat(b)
-        flux_k = torch.tensor([r.flux_threshold_k for r, _ in regimes], device=device).repeat(b)
+        sigma = per_view_constant([r.noise_sigma if r.p_noise > 0 else 0.0 for r, _ in regimes], b, device)
+        flux_k = per_view_constant([r.flux_threshold_k for r, _ in regimes], b, device)
         noisy = any(r.p_noise > 0 and r.noise_sigma > 0 for r, _ in regimes)
         noise_gen = device_generator(generator, device) if noisy else None
         flat = views.flatten(0, 1)
@@ -247,8 +252,8 @@ class ViewGenerator:
         roi = self.sample_roi(anchors, hw, generator)
         a = cfg.crop_attempts
         cand = square_in_box(
-            roi[:, None].expand(b, a, 4), uniform(generator, (b, a), *cfg.recon_scale, dev), rand(generator, (b, a, 2),
-                dev)
+            roi[:, None].expand(b, a, 4), uniform(generator, (b, a), *cfg.recon_scale, dev),
+            rand(generator, (b, a, 2), dev),
         )
         # Informativeness from a summed-area table on cells of ~1/128 of the cutout side: exact enough
         # for a heuristic, and one cheap pass (shared with the anchors' scan) instead of a crop per attempt.
@@ -273,8 +278,8 @@ class ViewGenerator:
         wide = square_in_box(roi, uniform(generator, (b,), *cfg.wide_scale, dev), rand(generator, (b, 2), dev))
         a = cfg.ioa_attempts
         cand = square_in_box(
-            roi[:, None].expand(b, a, 4), uniform(generator, (b, a), *cfg.extra_scale, dev), rand(generator, (b, a, 2),
-                dev)
+            roi[:, None].expand(b, a, 4), uniform(generator, (b, a), *cfg.extra_scale, dev),
+            rand(generator, (b, a, 2), dev),
         )
         ok = box_ioa(cand, wide[:, None].expand(b, a, 4)) >= cfg.min_ioa
         order = torch.arange(a, 0, -1, device=dev).float()

@@ -1,4 +1,6 @@
-"""Dataset-level non-empty rejection sampling (seed 000 §7.1.1), shared by the training loop and ViewDataset.
+"""Dataset-level non-empty rejection sampling (seed 000 §7.1.1): a host-side loop that re-reads cutouts
+(:func:`draw_view_batch`, for ViewDataset and the figures) and a device-side pool of spares read ahead with the
+batch (:func:`views_from_pool`, the training loop).
 
 If any view of a sample fails the non-empty criterion, a *different* cutout index is drawn and its views
 generated, up to ``max_attempts`` times; after that the last draw is kept and counted as a give-up rather
@@ -8,6 +10,7 @@ the cutout index added to its message.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol, Sequence
 
 import numpy as np
@@ -86,9 +89,66 @@ def merge_batches(batch: ViewBatch, redo: ViewBatch, rows: torch.Tensor) -> View
     """``batch`` with the samples at ``rows`` replaced by the samples of ``redo`` (same order)."""
     if hasattr(batch, "merge"):  # batches of crop groups (views/multicrop.py) know their own layout
         return batch.merge(redo, rows)
-    for name in ("views", "boxes", "sample_boxes", "roi", "anchors", "wide_field", "nonempty_views", "image_sizes",
-                 "k", "flip"):
+    names = ("views", "boxes", "sample_boxes", "roi", "anchors", "wide_field", "nonempty_views", "image_sizes",
+             "k", "flip")
+    for name in names:
         getattr(batch, name)[rows] = getattr(redo, name).to(getattr(batch, name).device)
     for name, flags in batch.applied.items():
         flags[rows] = redo.applied[name]
     return batch
+
+
+def take_rows(batch, rows: torch.Tensor):
+    """A batch of the same type holding the samples ``rows`` (B',) long of ``batch``, in that order.
+
+    Works for any dataclass batch (ViewBatch, views/multicrop.py MultiCropBatch): every tensor field is indexed
+    along its leading (sample) dimension, lists and dicts of tensors entry by entry; a pure gather, no host sync.
+    """
+
+    def pick(value):
+        if isinstance(value, torch.Tensor):
+            return value[rows.to(value.device)]
+        if isinstance(value, list):
+            return [pick(v) for v in value]
+        if isinstance(value, dict):
+            return {k: pick(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(batch, **{f.name: pick(getattr(batch, f.name)) for f in dataclasses.fields(batch)})
+
+
+def pool_rows(nonempty: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which generated sample fills each of the first ``batch`` slots: the sample itself, or, when its views are
+    empty, the next unused non-empty spare (samples ``batch..N-1``) in order (seed 000 §7.1.1 resampling,
+    with the redraws read ahead of time so that no attempt waits on the host).
+
+    nonempty: (N,) bool, N = batch + spares -> rows (batch,) long into 0..N-1, resampled () long (slots refilled
+    from a spare), gave_up () long (slots still empty: not enough non-empty spares; kept as drawn).
+    """
+    main, spare = nonempty[:batch], nonempty[batch:]
+    arange = torch.arange(batch, device=nonempty.device)
+    if spare.numel() == 0:
+        zero = torch.zeros((), dtype=torch.long, device=nonempty.device)
+        return arange, zero, (~main).sum()
+    bad = ~main
+    bad_rank = bad.long().cumsum(0) - 1  # j-th empty slot takes the j-th non-empty spare
+    # Non-empty spares first, each group in its original order (a stable sort of 0/1 keys).
+    order = torch.sort((~spare).to(torch.uint8), stable=True).indices
+    take = bad & (bad_rank < spare.sum())
+    src = batch + order[bad_rank.clamp(0, spare.numel() - 1)]
+    rows = torch.where(take, src, arange)
+    return rows, take.sum(), (bad & ~take).sum()
+
+
+def views_from_pool(gen: ViewGenerator, images, batch: int, generator: torch.Generator) -> tuple[Any, dict[str, Any]]:
+    """Views of ``batch`` cutouts from ``images`` = those cutouts followed by spare cutouts, in ONE generator call;
+    an empty sample is replaced by the next non-empty spare (:func:`pool_rows`). Nothing waits on the host.
+
+    images: (B + P, C, H, W) (or a sequence of (C, H_i, W_i)) on the training device -> views (B, V, C, S, S)
+    (a list of per-group tensors for a multi-crop generator) and stats ``rows`` (B,), ``resampled`` and
+    ``gave_up`` (0-dim device tensors; read them only when logging), ``batch`` (the selected batch).
+    """
+    full = gen(images, generator)
+    rows, resampled, gave_up = pool_rows(full.nonempty, batch)
+    chosen = take_rows(full, rows)
+    return chosen.views, {"rows": rows, "resampled": resampled, "gave_up": gave_up, "batch": chosen}

@@ -1,7 +1,8 @@
 """A straightforward per-image NumPy/SciPy implementation of the same view recipe (seed 000 §6.1, §7.1,
 Table 3): loops over tiles, one ``scipy.ndimage.affine_transform`` per crop and channel.
 
-It is the yardstick for ``benchmarks/views.py`` (speed ratio) and for tests that check the batched
+It lives with the tests (issue 18: reference implementations belong with the tests and benchmarks that use
+them) and is the yardstick for ``benchmarks/views.py`` (speed ratio) and for tests that check the batched
 ``ViewGenerator`` samples the same distribution (not bitwise: the random streams differ).
 """
 
