@@ -37,6 +37,7 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 NPY_SUFFIXES = (".npy",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+PDF_SUFFIXES = (".pdf",)  # construction sheets, rasterized by corpus/pdf.py (ingest only)
 # The one list of readable file names, shared by ingest (directory inputs) and evaluate (class folders),
 # so a format that one path reads is never silently skipped by the other.
 READABLE_SUFFIXES = FITS_SUFFIXES + PIL_SUFFIXES + TIFF_SUFFIXES + NPY_SUFFIXES + HDF5_SUFFIXES
@@ -87,6 +88,7 @@ def detect_format(path: str | Path) -> str | None:
         ("tiff", TIFF_SUFFIXES),
         ("npy", NPY_SUFFIXES),
         ("hdf5", HDF5_SUFFIXES),
+        ("pdf", PDF_SUFFIXES),
     ):
         if _has_suffix(name, suffixes):
             return fmt
@@ -105,6 +107,8 @@ def detect_format(path: str | Path) -> str | None:
         return "pil"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
+    if head.startswith(b"%PDF"):
+        return "pdf"
     return None
 
 
@@ -418,6 +422,11 @@ def iter_planes(path: str | Path, to_gray: bool = False, fmt: str | None = None)
     if fmt == "fits":
         yield from _iter_fits_planes(path)
         return
+    if fmt == "pdf":  # pages at the default DPI; ingest passes its own (corpus/pdf.py)
+        from tessera.corpus.pdf import iter_pdf_planes
+
+        yield from iter_pdf_planes(path)
+        return
     if fmt == "hdf5":
         source: Iterator[Plane | PlaneSkip] = _iter_hdf5_planes(path)
     elif fmt == "npy":
@@ -504,6 +513,8 @@ def read_image(path: str | Path, hdu: int | None = None) -> np.ndarray:
         raise TesseraError(f"{path}: not a supported format (FITS, PNG, JPEG, TIFF, NPY, HDF5)")
     if fmt == "fits":
         return _fits_read_one(path, hdu)
+    if fmt == "pdf":
+        raise TesseraError(f"{path}: a PDF is a sheet of pages; ingest it (tessera ingest --dpi) or use PNG tiles")
     if fmt == "pil":
         img = _collapse_identical_channels(_pil_array(path).astype(np.float32))
     elif fmt == "tiff":
