@@ -2,6 +2,8 @@
 
   tessera simulate radio --out DIR [--mosaics N] [--size PX] [--seed S]       survey-like FITS mosaics + catalogue.csv
   tessera simulate morphology --out DIR [--per-class N] [--size PX] [--seed S] labeled cutouts + labels.csv
+  tessera simulate lineart --out DIR [--sheets N] [--seed S]                   construction sheets (PDF + PNG),
+                                                                               wall masks, labeled tiles + labels.csv
 
 Config precedence (later wins): dataclass defaults -> --config PRESET_OR_YAML (section simulate_radio /
 simulate_morphology) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value overrides.
@@ -47,6 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-class", type=positive_int, metavar="N", help="cutouts per class (config key: per_class)"
     )
     _add_common(morph, "simulate_morphology")
+    line = sub.add_parser(
+        "lineart",
+        help="procedural floor-plan sheets (vector PDF + PNG) with wall masks and labeled tiles",
+        description="Write N construction sheets (walls, doors, windows, stairs, dimensions, grid, title block) "
+        "as PDF and PNG, a wall mask per sheet, and labeled ink-bright tiles with labels.csv.",
+    )
+    line.add_argument("--sheets", type=positive_int, metavar="N", help="number of sheets (config key: sheets)")
+    line.add_argument("--out", required=True, metavar="DIR", help="output directory (must be empty or absent)")
+    line.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed (config key: seed)")
+    line.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    add_quiet_argument(line, "print nothing on success")
+    add_config_arguments(line)
+    line.epilog = PRECEDENCE.format(section="simulate_lineart")
 
 
 def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
@@ -58,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from tessera.config import resolve_config
     from tessera.simulate import SimulateMorphologyConfig, SimulateRadioConfig, simulate_morphology, simulate_radio
 
+    if args.kind == "lineart":
+        return _run_lineart(args)
     if args.kind == "radio":
         flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
         cfg = resolve_config(SimulateRadioConfig, args.config, flags + list(args.overrides), section="simulate_radio")
@@ -72,4 +89,16 @@ def run(args: argparse.Namespace) -> int:
     labels = simulate_morphology(cfg, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
+    return 0
+
+
+def _run_lineart(args: argparse.Namespace) -> int:
+    from tessera.config import resolve_config
+    from tessera.simulate.lineart import SimulateLineartConfig, simulate_lineart
+
+    flags = _flag_overrides(args, {"sheets": "sheets", "seed": "seed"})
+    cfg = resolve_config(SimulateLineartConfig, args.config, flags + list(args.overrides), section="simulate_lineart")
+    labels = simulate_lineart(cfg, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
     return 0
