@@ -118,3 +118,18 @@ def test_bad_sheet_settings_are_config_errors():
         IngestConfig(min_ink_fraction=2).validate()
     with pytest.raises(ConfigError, match="'stretch'"):
         IngestConfig(stretch="log").validate()
+
+
+def test_cli_flags_reach_the_ingest(tmp_path, capsys):
+    """`tessera ingest --dpi 72 --no-invert --min-ink-fraction F`: page at 72 DPI, paper kept bright."""
+    from tessera.cli import main
+
+    pdf = write_pdf(tmp_path / "a.pdf", [(4.0, 2.0)])  # 288 x 144 pt -> 288 x 144 px at 72 DPI
+    rc = main(["ingest", str(pdf), "--out", str(tmp_path / "store"), "--tile", "144", "--dpi", "72", "--no-invert",
+               "--min-ink-fraction", "0.001", "--quiet"])
+    assert rc == 0
+    store = CutoutStore(tmp_path / "store")
+    assert len(store) == 2 and set(store.manifest["w"]) == {144}
+    assert np.mean(np.asarray(store[0][0], dtype=np.float32) == 1.0) > 0.8  # not inverted: paper is 1
+    saved = (tmp_path / "store" / "config.yaml").read_text()
+    assert "dpi: 72" in saved and "invert: false" in saved
