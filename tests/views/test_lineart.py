@@ -95,7 +95,8 @@ def test_no_dihedral_and_no_radio_photometry_by_default():
 def test_multicrop_uses_the_lineart_regime():
     x, row, _ = sheet(4)
     cfg = ViewConfig(output_size=48, regime="lineart")
-    gen = MultiCropGenerator(cfg, [CropGroup("global", 2, 48, (0.7, 1.0), cfg.multicrop.global_regime, full_rotation=True)])
+    group = CropGroup("global", 2, 48, (0.7, 1.0), cfg.multicrop.global_regime, full_rotation=True)
+    gen = MultiCropGenerator(cfg, [group])
     out = gen(x, torch.Generator().manual_seed(1))
     assert torch.equal(out.angles[0], torch.zeros_like(out.angles[0]))  # full_rotation is ignored for sheets
     assert out.views[0].max() > 0.5
