@@ -113,3 +113,21 @@ def test_gradient_reaches_decoder_on_real_data(shared_data):
     assert torch.isfinite(loss) and parts["bl1"] > 0
     assert model.decoder.decoder_pred.weight.grad.abs().sum() > 0
     assert model.encoder.backbone.embeddings.patch_embeddings.projection.weight.grad.abs().sum() > 0
+
+
+def test_whitespace_split_separates_ink_and_background_error():
+    """Issue 20 / seed 002 §4: the MSE of masked patches split by ink; share = background's part of the sum."""
+    from tessera.objectives.reconstruction import whitespace_split
+
+    target01 = torch.zeros(1, 4, 3)
+    target01[0, 0] = 1.0  # patch 0 is ink
+    target = target01.clone()
+    pred = target.clone()
+    pred[0, 0] += 0.5  # error 0.25 on the ink patch
+    pred[0, 1] += 1.0  # error 1.0 on a background patch
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])  # patch 3 is visible: not counted
+    out = whitespace_split(pred, target, mask, target01)
+    assert out["mse_ink"].item() == pytest.approx(0.25)
+    assert out["mse_background"].item() == pytest.approx(0.5)  # (1.0 + 0.0) / 2 masked background patches
+    assert out["whitespace_share"].item() == pytest.approx(1.0 / 1.25)
+    assert out["ink_patches"].item() == pytest.approx(1 / 3)

@@ -1,5 +1,6 @@
 """Transfer evaluation under stratified K-fold CV (seed 000 §9): strict linear probe, converged logistic probe,
-fine-tuning, k-NN, ridge (regression), retrieval; layer sweeps, label efficiency, dense-feature diagnostics.
+fine-tuning, k-NN, ridge (regression), retrieval, segmentation (dense probe on patch tokens; needs a mask column);
+layer sweeps, label efficiency, dense-feature diagnostics.
 
 --data is a CSV (path,label; paths relative to it), a folder of class folders, or a benchmark spec:
 first:PATH, frdeep:PATH, frdeep-cross:PATH (train FIRST, test NVSS of held-out objects), frdeep-pairs:PATH
@@ -14,7 +15,7 @@ import sys
 
 from tessera.commands._common import add_config_arguments, positive_int
 
-PROTOCOL_CHOICES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval")
+PROTOCOL_CHOICES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation")
 
 
 def add_arguments(parser) -> None:

@@ -4,10 +4,13 @@ Every image plane is tiled (non-overlapping by default, partial edge tiles dropp
 all zeros or a constant value are dropped, and each kept tile is ZScale-normalized to [0, 1]
 (seed 000 §3.1-3.2). Re-running the same command resumes an interrupted ingest and never duplicates
 a cutout; new inputs are appended to an existing store. Config overrides (key=value) may follow the inputs.
+PDF sheets (vector or scanned, multi-page) are rendered per page at --dpi in grayscale, inverted so ink is
+bright, kept on their own linear scale, and near-blank tiles are dropped with --min-ink-fraction (issue 20).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -33,6 +36,13 @@ def add_arguments(parser):
     parser.add_argument("--max-nan-fraction", type=float, metavar="F",
                         help="keep tiles with at most this fraction of blanked (NaN) pixels (default 0: any NaN drops "
                         "the tile)")
+    parser.add_argument("--dpi", type=float, metavar="DPI",
+                        help="PDF pages are rendered at this resolution (default 150)")
+    parser.add_argument("--invert", action=argparse.BooleanOptionalAction, default=None,
+                        help="ink bright on dark (radio's sparsity convention); "
+                             "default: PDFs inverted, other files as they are")
+    parser.add_argument("--min-ink-fraction", type=float, metavar="F",
+                        help="drop tiles with a smaller fraction of ink pixels (blank sheet margins; default 0: off)")
     parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     # The inputs are greedy, so key=value overrides land there; run() separates them.
@@ -82,7 +92,8 @@ def run(args) -> int:
     overrides = list(args.overrides or []) + overrides
     # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
     flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers,
-             "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None}
+             "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None,
+             "dpi": args.dpi, "invert": args.invert, "min_ink_fraction": args.min_ink_fraction}
     cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest", values=flags)
     report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
     if not args.quiet:

@@ -4,10 +4,12 @@
   tessera simulate morphology --out DIR [--per-class N] [--size PX] [--seed S] labeled cutouts + labels.csv
   tessera simulate lensing --out DIR [--per-class N] [--size PX] [--seed S]    strong lenses (no_sub/cdm/axion) as NPY,
                                                                                LR/HR pairs under sr/, labels.csv
+  tessera simulate lineart --out DIR [--sheets N] [--seed S]                   construction sheets (PDF + PNG),
+                                                                               wall masks, labeled tiles + labels.csv
 
 Config precedence (later wins): dataclass defaults -> --config PRESET_OR_YAML (section simulate_radio /
-simulate_morphology / simulate_lensing) -> the flags --mosaics/--per-class/--size/--seed -> trailing key=value
-overrides.
+simulate_morphology / simulate_lensing / simulate_lineart) -> the flags --mosaics/--per-class/--sheets/--size/--seed
+-> trailing key=value overrides.
 The same seed gives byte-identical files.
 """
 
@@ -59,6 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     lens.add_argument("--per-class", type=positive_int, metavar="N", help="images per class (config key: per_class)")
     _add_common(lens, "simulate_lensing")
+    line = sub.add_parser(
+        "lineart",
+        help="procedural floor-plan sheets (vector PDF + PNG) with wall masks and labeled tiles",
+        description="Write N construction sheets (walls, doors, windows, stairs, dimensions, grid, title block) "
+        "as PDF and PNG, a wall mask per sheet, and labeled ink-bright tiles with labels.csv.",
+    )
+    line.add_argument("--sheets", type=positive_int, metavar="N", help="number of sheets (config key: sheets)")
+    line.add_argument("--out", required=True, metavar="DIR", help="output directory (must be empty or absent)")
+    line.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed (config key: seed)")
+    line.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    add_quiet_argument(line, "print nothing on success")
+    add_config_arguments(line)
+    line.epilog = PRECEDENCE.format(section="simulate_lineart")
 
 
 def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
@@ -72,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.kind == "lensing":
         return _run_lensing(args)
-
+    if args.kind == "lineart":
+        return _run_lineart(args)
     if args.kind == "radio":
         flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
         cfg = resolve_config(SimulateRadioConfig, args.config, flags + list(args.overrides), section="simulate_radio")
@@ -100,4 +116,16 @@ def _run_lensing(args: argparse.Namespace) -> int:
     labels = simulate_lensing(cfg, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR pairs and {labels}")
+    return 0
+
+
+def _run_lineart(args: argparse.Namespace) -> int:
+    from tessera.config import resolve_config
+    from tessera.simulate.lineart import SimulateLineartConfig, simulate_lineart
+
+    flags = _flag_overrides(args, {"sheets": "sheets", "seed": "seed"})
+    cfg = resolve_config(SimulateLineartConfig, args.config, flags + list(args.overrides), section="simulate_lineart")
+    labels = simulate_lineart(cfg, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
     return 0

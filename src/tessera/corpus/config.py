@@ -22,6 +22,17 @@ class IngestConfig:
     # Largest fraction of blanked (NaN/Inf) pixels a tile may have and still be kept (ZScale on its finite
     # pixels, blanks -> 0). 0 = seed 000 §3.1's rule: any non-finite pixel drops the tile.
     max_nan_fraction: float = 0.0
+    # Line-art sheets (issue 20, corpus/pdf.py). PDF pages are rendered in grayscale at `dpi`.
+    dpi: float = 150.0
+    # Ink polarity: None = auto (PDF pages inverted so ink is bright like radio emission, other files as they
+    # are); true/false force it for every input.
+    invert: bool | None = None
+    # Drop tiles whose fraction of ink pixels (>= half of full scale after inversion) is below this
+    # ("low_ink"); 0 = off. Blank margins of a sheet are otherwise most of its tiles.
+    min_ink_fraction: float = 0.0
+    # "auto": linear full-scale values for PDF pages and inverted planes (ink intensity is absolute on a sheet;
+    # ZScale would stretch anti-aliasing grey to full ink), ZScale otherwise; "zscale" / "linear" force it.
+    stretch: str = "auto"
 
     def validate(self) -> None:
         if self.tile < 1:
@@ -36,6 +47,12 @@ class IngestConfig:
             raise ConfigError(f"config key 'shard_size': must be >= 1, got {self.shard_size}")
         if not 0.0 <= self.max_nan_fraction < 1.0:
             raise ConfigError(f"config key 'max_nan_fraction': must be in [0, 1), got {self.max_nan_fraction}")
+        if not 0.0 < self.dpi <= 2400.0:
+            raise ConfigError(f"config key 'dpi': must be in (0, 2400], got {self.dpi}")
+        if not 0.0 <= self.min_ink_fraction <= 1.0:
+            raise ConfigError(f"config key 'min_ink_fraction': must be in [0, 1], got {self.min_ink_fraction}")
+        if self.stretch not in ("auto", "zscale", "linear"):
+            raise ConfigError(f"config key 'stretch': {self.stretch!r} is not one of auto, zscale, linear")
 
     @property
     def effective_stride(self) -> int:
@@ -49,4 +66,11 @@ class IngestConfig:
             "min_tile": self.min_tile,
             "to_gray": self.to_gray,
             "max_nan_fraction": self.max_nan_fraction,
+            **self._sheet_settings(),
         }
+
+    def _sheet_settings(self) -> dict:
+        """The line-art settings, only where they differ from the defaults: stores built before they existed
+        keep resuming with the same content settings."""
+        defaults = {"dpi": 150.0, "invert": None, "min_ink_fraction": 0.0, "stretch": "auto"}
+        return {k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v}

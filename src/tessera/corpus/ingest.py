@@ -37,6 +37,7 @@ from tessera.corpus.config import IngestConfig
 from tessera.corpus.layout import CONFIG, JOURNAL, LOCK, MANIFEST, REPORT, SHARDS, SKIPPED
 from tessera.corpus.filters import DROP_REASONS, KEPT_REASONS, drop_reason, nan_fraction, pixel_stats
 from tessera.corpus.normalize import zscale_normalize
+from tessera.corpus.pdf import ink_bright, ink_fraction, iter_pdf_planes, should_invert
 from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
 from tessera.corpus.tiling import plan_tiles
 from tessera.errors import TesseraError
@@ -46,6 +47,8 @@ from tessera.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
+# Line-art drop reasons (corpus/pdf.py), reported only when they occur so radio reports keep their keys.
+SHEET_DROP_REASONS = ("low_ink",)
 
 # Manifest columns in order, with their dtypes (fixed so that the parquet bytes are reproducible).
 MANIFEST_COLUMNS: dict[str, str] = {
@@ -260,8 +263,18 @@ def _tile_centres_radec(wcs, boxes: list[tuple[int, int, int, int]]) -> tuple[np
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
 
 
-def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict,
-                dropped: Counter) -> list[dict] | str:
+def _sheet_plane(plane: Plane, fmt: str, cfg: IngestConfig) -> bool:
+    """Apply the line-art polarity rule to ``plane`` in place (corpus/pdf.py); True when its tiles are
+    stretched linearly (full scale) instead of by ZScale."""
+    invert = should_invert(fmt, cfg.invert)
+    linear = cfg.stretch == "linear" or (cfg.stretch == "auto" and (fmt == "pdf" or invert))
+    if invert or linear or cfg.min_ink_fraction > 0:
+        plane.data = ink_bright(plane.data, invert)
+    return linear
+
+
+def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: dict, dropped: Counter,
+                linear: bool = False) -> list[dict] | str:
     """Tile, filter and normalize one plane; returns its manifest rows or the reason it yields none."""
     _, h, w = plane.data.shape
     boxes = plan_tiles(h, w, cfg.tile, cfg.effective_stride, cfg.min_tile)
@@ -275,10 +288,14 @@ def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: di
         if reason is not None:
             dropped[reason] += 1
             continue
+        if cfg.min_ink_fraction > 0 and ink_fraction(tile) < cfg.min_ink_fraction:
+            dropped["low_ink"] += 1  # a near-blank sheet margin (issue 20)
+            continue
         if cfg.max_nan_fraction > 0 and nan_fraction(tile) > 0:
             dropped["kept_with_blanks"] += 1  # counted, not dropped: ZScale on the finite pixels, blanks -> 0
         stats = pixel_stats(tile)
-        cutout = zscale_normalize(tile).astype(np.float16)  # seed 000 §3.2, stored compactly (DESIGN §3.2)
+        # seed 000 §3.2 ZScale, or the sheet's own [0, 1] scale; stored compactly (DESIGN §3.2)
+        cutout = (np.nan_to_num(tile, nan=0.0) if linear else zscale_normalize(tile)).astype(np.float16)
         shard, offset = shards.add(cutout)
         rows.append(
             {
@@ -336,14 +353,16 @@ def process_input(path: str, key: str, source: str, cfg: IngestConfig, store: st
     shards = _ShardBuffers(shard_dir, key, cfg.shard_size)
     candidates = 0
     try:
-        for item in iter_planes(path, to_gray=cfg.to_gray):
+        planes = iter_pdf_planes(path, cfg.dpi) if fmt == "pdf" else iter_planes(path, to_gray=cfg.to_gray)
+        for item in planes:
             if isinstance(item, PlaneSkip):
                 record["plane_skips"].append(_skip_entry(item))
                 continue
             record["planes"] += 1
             if item.note and item.note not in record["notes"]:
                 record["notes"].append(item.note)
-            rows = _plane_rows(item, cfg, shards, base, dropped)
+            linear = _sheet_plane(item, fmt, cfg)
+            rows = _plane_rows(item, cfg, shards, base, dropped, linear)
             if isinstance(rows, str):
                 _, h, w = item.data.shape
                 detail = f"{h}x{w} is smaller than min_tile {cfg.min_tile}"
@@ -357,7 +376,7 @@ def process_input(path: str, key: str, source: str, cfg: IngestConfig, store: st
         return record
     record["shards"] = shards.names
     record["tiles"] = len(record["rows"])
-    record["dropped"] = {r: dropped[r] for r in DROP_REASONS if dropped[r]}
+    record["dropped"] = {r: dropped[r] for r in DROP_REASONS + SHEET_DROP_REASONS if dropped[r]}
     if dropped["kept_with_blanks"]:
         record["kept"] = {"kept_with_blanks": dropped["kept_with_blanks"]}
     if candidates == 0:
@@ -494,7 +513,8 @@ def summarize(records: dict[str, dict], problems: list[dict[str, str]], run: dic
         "inputs_read": len(done),
         "inputs_skipped": len(skipped) + len(problems),
         "tiles_written": sum(r["tiles"] for r in done),
-        "tiles_dropped": {k: dropped[k] for k in DROP_REASONS},
+        "tiles_dropped": {k: dropped[k] for k in DROP_REASONS}
+        | {k: dropped[k] for k in SHEET_DROP_REASONS if dropped[k]},
         "tiles_kept": {k: kept[k] for k in KEPT_REASONS},
         "products_skipped": dict(sorted(plane_skips.items())),
         "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]

@@ -38,6 +38,7 @@ PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
 NPY_SUFFIXES = (".npy",)
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+PDF_SUFFIXES = (".pdf",)  # construction sheets, rasterized by corpus/pdf.py (ingest only)
 # The one list of readable file names, shared by ingest (directory inputs) and evaluate (class folders),
 # so a format that one path reads is never silently skipped by the other.
 READABLE_SUFFIXES = FITS_SUFFIXES + PIL_SUFFIXES + TIFF_SUFFIXES + NPY_SUFFIXES + HDF5_SUFFIXES
@@ -88,6 +89,7 @@ def detect_format(path: str | Path) -> str | None:
         ("tiff", TIFF_SUFFIXES),
         ("npy", NPY_SUFFIXES),
         ("hdf5", HDF5_SUFFIXES),
+        ("pdf", PDF_SUFFIXES),
     ):
         if _has_suffix(name, suffixes):
             return fmt
@@ -106,6 +108,8 @@ def detect_format(path: str | Path) -> str | None:
         return "pil"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
         return "tiff"
+    if head.startswith(b"%PDF"):
+        return "pdf"
     return None
 
 
@@ -434,6 +438,11 @@ def iter_planes(
     if fmt == "fits":
         yield from _iter_fits_planes(path, hdu)
         return
+    if fmt == "pdf":  # pages at the default DPI; ingest passes its own (corpus/pdf.py)
+        from tessera.corpus.pdf import iter_pdf_planes
+
+        yield from iter_pdf_planes(path)
+        return
     if fmt == "hdf5":
         source: Iterator[Plane | PlaneSkip] = _iter_hdf5_planes(path)
     elif fmt == "npy":
@@ -463,6 +472,8 @@ def read_image(path: str | Path, hdu: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise TesseraError(f"{path}: no such file")
+    if detect_format(path) == "pdf":
+        raise TesseraError(f"{path}: a PDF is a sheet of pages; ingest it (tessera ingest --dpi) or use PNG tiles")
     planes: list[Plane] = []
     skips: list[PlaneSkip] = []
     for item in iter_planes(path, hdu=hdu):

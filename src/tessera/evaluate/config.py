@@ -119,6 +119,25 @@ class DiagnosticsConfig:
 
 
 @dataclass
+class SegmentationConfig:
+    """The dense probe (evaluate/segmentation.py; issue 20): wall mask per patch from frozen patch tokens."""
+
+    mask_column: str = "mask"
+    patch_fraction: float = 0.25  # a patch is foreground when at least this fraction of its pixels is
+    C: float = 1.0  # inverse L2 strength of the logistic probe (scikit-learn's C)
+    max_train_patches: int = 20000  # seeded subsample of the training patches of a fold (memory and time)
+    balanced: bool = True  # class-balanced loss: walls are a few percent of the patches
+
+    def validate(self, prefix: str = "segmentation") -> None:
+        if not 0.0 < self.patch_fraction <= 1.0:
+            raise ConfigError(f"config key '{prefix}.patch_fraction': must be in (0, 1], got {self.patch_fraction}")
+        if not self.C > 0:
+            raise ConfigError(f"config key '{prefix}.C': must be > 0, got {self.C}")
+        if self.max_train_patches < 10:
+            raise ConfigError(f"config key '{prefix}.max_train_patches': must be >= 10")
+
+
+@dataclass
 class EvalConfig:
     """Everything that defines an evaluation; defaults follow seed 000 §9.1."""
 
@@ -147,6 +166,7 @@ class EvalConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     label_efficiency: LabelEfficiencyConfig = field(default_factory=LabelEfficiencyConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
 
     def validate(self) -> None:
         if self.folds < 2:
@@ -161,6 +181,7 @@ class EvalConfig:
         if self.target is not None and not str(self.target).strip():
             raise ConfigError("config key 'target': empty column name")
         self._validate_new_sections()
+        self.segmentation.validate("segmentation")
         if self.max_per_class is not None and self.max_per_class < self.folds:
             raise ConfigError(f"config key 'max_per_class': must be >= folds ({self.folds}), got {self.max_per_class}")
         if self.max_nan_fraction is not None and not 0.0 <= self.max_nan_fraction < 1.0:

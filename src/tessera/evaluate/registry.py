@@ -91,13 +91,15 @@ class Protocol:
 
 def protocols() -> dict[str, Protocol]:
     """Every registered protocol by name (imported lazily: protocol modules pull in torch and scikit-learn)."""
-    from tessera.evaluate import finetune, knn, linear, logistic, retrieval, ridge
+    from tessera.evaluate import finetune, knn, linear, logistic, retrieval, ridge, segmentation
 
-    found = [linear.PROTOCOL, logistic.PROTOCOL, knn.PROTOCOL, finetune.PROTOCOL, ridge.PROTOCOL, retrieval.PROTOCOL]
+    found = [linear.PROTOCOL, logistic.PROTOCOL, knn.PROTOCOL, finetune.PROTOCOL, ridge.PROTOCOL, retrieval.PROTOCOL,
+             segmentation.PROTOCOL]
     return {p.name: p for p in found}
 
 
-PROTOCOL_NAMES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval")  # the CLI's choices, in this order
+# the CLI's choices, in this order
+PROTOCOL_NAMES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation")
 
 
 def get_protocol(name: str) -> Protocol:

@@ -53,6 +53,9 @@ def _columns(group_results: list[dict]) -> list[tuple[str, callable, bool]]:
         return list({c[0]: c for r in group_results for c in _retrieval_columns(r)}.values())
     if task == "regression":
         return [(n, lambda r, k=k: r.get(k), hb) for n, k, hb in REGRESSION_COLUMNS]
+    if all("segmentation" in r for r in group_results):  # the dense probe (evaluate/segmentation.py)
+        return [(n, lambda r, k=k: r["segmentation"].get(k), True)
+                for n, k in (("mIoU", "miou"), ("Pixel mIoU", "pixel_miou"), ("Pixel F1", "pixel_f1"))]
     cols = [("Macro-F1", lambda r: r.get("macro_f1"), True), ("Weighted-F1", lambda r: r.get("weighted_f1"), True)]
     for n, k, hb in EXTRA_CLASSIFICATION:  # only where some result has them (old files do not)
         if any(r.get(k) for r in group_results):

@@ -28,6 +28,33 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+INK_LEVEL = 0.5  # a patch is "ink" when one of its [0, 1] pixels reaches this (bright = ink/emission)
+
+
+def whitespace_split(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, target01: torch.Tensor, level: float = INK_LEVEL
+) -> dict[str, torch.Tensor]:
+    """How much of the masked MSE (Eq. 2) comes from background patches (seed 002 §4: MAE's loss may be
+    "dominated by trivially recovering whitespace"). Measured, never optimized: detached.
+
+    pred, target, target01: (N, L, P); mask: (N, L), 1 = masked. -> mse_ink, mse_background (mean squared error
+    per masked patch of each kind; 0 where none), whitespace_share (background's part of the summed masked
+    error, in [0, 1]) and ink_patches (fraction of masked patches that hold ink).
+    """
+    with torch.no_grad():
+        per_patch = (pred - target).pow(2).mean(dim=-1).float()
+        m = mask.float()
+        ink = (target01.amax(dim=-1) >= level).float() * m
+        bg = m - ink
+        err_ink, err_bg = (per_patch * ink).sum(), (per_patch * bg).sum()
+        return {
+            "mse_ink": err_ink / ink.sum().clamp_min(1.0),
+            "mse_background": err_bg / bg.sum().clamp_min(1.0),
+            "whitespace_share": err_bg / (err_ink + err_bg).clamp_min(1e-12),
+            "ink_patches": ink.sum() / m.sum().clamp_min(1.0),
+        }
+
+
 def global_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Eq. 4: L1 = <|x_hat - x|> over all pixels (masked and visible patches). pred, target: (N, L, P)."""
     return (pred - target).abs().mean()
@@ -133,6 +160,8 @@ class ReconstructionStep:
         loss, parts = self.loss_fn(out["pred"], out["target"], out["mask"], out["target01"])
         # "reconstruction" is the total; the loss's own parts (mse, l1, bl1) are logged beside it.
         parts = {k: v.detach() for k, v in parts.items() if k != "loss"}
+        if out.get("target01") is not None:  # the whitespace share of the MSE, logged as loss_whitespace_share
+            parts.update(whitespace_split(out["pred"], out["target"], out["mask"], out["target01"]))
         parts["reconstruction"] = loss.detach()
         return StepResult(loss=loss, parts=parts)
 

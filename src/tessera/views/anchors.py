@@ -9,7 +9,8 @@ Strategies (``AnchorConfig.strategy``):
   candidate uniformly. With no candidate left (a blank cutout) the anchor is the global peak, or the
   centre for an all-constant cutout.
 - ``center``: the cutout centre (centred data such as lensing stamps).
-- ``uniform``: a uniform position (dense fields, line-art).
+- ``uniform``: a uniform position (dense fields).
+- ``ink``: a position drawn by ink density on a tile grid (line-art sheets, ink bright after inversion).
 
 Each strategy maps ``x: (N, C, H, W)`` (same size within a call) to anchors ``(N, 2)`` as (x, y) pixels.
 """
@@ -74,6 +75,23 @@ def uniform_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generat
     n, _, h, w = x.shape
     u = rand(generator, (n, 2), x.device)
     return torch.stack([u[:, 0] * w, u[:, 1] * h], dim=-1)  # scalar products: no host-to-device copy
+
+
+@register_anchor("ink")
+def ink_anchors(x: torch.Tensor, cfg: AnchorConfig, generator: torch.Generator) -> torch.Tensor:
+    """Line-art (issue 20): a tile of the ``mean_grid`` grid drawn with probability proportional to its ink
+    (bright = ink after ingest's inversion), then a uniform point in it; uniform for an ink-free cutout.
+    x: (N, C, H, W) -> (N, 2)."""
+    n, _, h, w = x.shape
+    g = max(1, min(cfg.mean_grid, h, w))
+    density = F.adaptive_avg_pool2d(x.amax(dim=1, keepdim=True).float(), g).flatten(1)  # (N, g*g)
+    weights = density + (density.sum(1, keepdim=True) <= 0).float()  # blank cutout: every tile alike
+    u = rand(generator, (n,), x.device)
+    cdf = weights.cumsum(1) / weights.sum(1, keepdim=True)
+    tile = torch.searchsorted(cdf, u[:, None]).clamp(max=g * g - 1)[:, 0]
+    offset = rand(generator, (n, 2), x.device)
+    col, row = (tile % g).float(), (tile // g).float()
+    return torch.stack([(col + offset[:, 0]) * w / g, (row + offset[:, 1]) * h / g], dim=1)
 
 
 def tile_bounds(length: int, grid: int, device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -150,6 +150,40 @@ def _local_crop_regime() -> AugmentConfig:
 
 
 @dataclass
+class LineartConfig:
+    """The ``lineart`` regime (views/lineart.py; issue 20, seed 002 §4): no blur, no contrast remapping, no
+    dihedral transforms by default (sheets have a canonical orientation), small scale jitter, 1-pixel line-
+    thickness jitter, a small ink gain and light noise."""
+
+    p_rot180: float = 0.0  # a half turn keeps text upright-or-inverted only; an option, off by default
+    translate: float = 0.03
+    scale_jitter: float = 0.08
+    p_thicken: float = 0.25  # 1-pixel dilation
+    p_thin: float = 0.25  # 1-pixel erosion that keeps 1-pixel lines
+    p_noise: float = 0.5
+    noise_sigma: float = 0.02
+    ink_gain: tuple[float, float] = (0.8, 1.0)  # ink intensity scale (toner, scan contrast)
+    max_supersample: int = 8  # crops are sampled at up to this many times the view size, then max-pooled
+
+    def validate(self, prefix: str | None = None) -> None:
+        if prefix is None:
+            return
+        for name in ("p_rot180", "p_thicken", "p_thin", "p_noise"):
+            _check_prob(f"{prefix}.{name}", getattr(self, name))
+        if self.p_thicken + self.p_thin > 1.0:
+            raise ConfigError(f"config key '{prefix}.p_thin': p_thicken + p_thin must be <= 1")
+        if not 0.0 <= self.translate < 0.5:
+            raise ConfigError(f"config key '{prefix}.translate': {self.translate} is not in [0, 0.5)")
+        if not 0.0 <= self.scale_jitter < 1.0:
+            raise ConfigError(f"config key '{prefix}.scale_jitter': {self.scale_jitter} is not in [0, 1)")
+        if self.noise_sigma < 0:
+            raise ConfigError(f"config key '{prefix}.noise_sigma': must be >= 0")
+        _check_range(f"{prefix}.ink_gain", self.ink_gain, lo=0.0, hi=1.0)
+        if self.max_supersample < 1:
+            raise ConfigError(f"config key '{prefix}.max_supersample': must be >= 1")
+
+
+@dataclass
 class MultiCropConfig:
     """Multi-crop views of the self-distillation objectives (views/multicrop.py): ``global_crops`` crops of
     ``global_scale`` and ``local_crops`` crops of ``local_scale`` of the anchored ROI (area fractions), globals at
@@ -209,7 +243,8 @@ class ViewConfig:
     """The full view recipe: geometry (seed 000 §6.1, §7.1) and augmentations (Table 3)."""
 
     output_size: int | None = 224  # S: views are resized to the model input size (None in a pretrain config: follow it)
-    regime: Literal["paper", "none"] = "paper"  # "none": plain resized crops (no augmentation), for ablations
+    # "none": plain resized crops (no augmentation), for ablations; "lineart": construction sheets (lineart below)
+    regime: Literal["paper", "none", "lineart"] = "paper"
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
     # Reconstruction branch (§6.1)
@@ -228,6 +263,7 @@ class ViewConfig:
     strong: AugmentConfig = field(default_factory=_strong)
     nonempty: NonEmptyConfig = field(default_factory=NonEmptyConfig)
     multicrop: MultiCropConfig = field(default_factory=MultiCropConfig)  # self-distillation crop groups
+    lineart: LineartConfig = field(default_factory=LineartConfig)  # the "lineart" regime's operators
     max_attempts: int = 5  # dataset-level resampling of a different cutout (§7.1.1)
 
     def validate(self, prefix: str = "views") -> None:
@@ -255,5 +291,5 @@ class ViewConfig:
             raise ConfigError(f"config key '{k('max_attempts')}': must be >= 0")
         if self.contrastive_wide_bands < 0:
             raise ConfigError(f"config key '{k('contrastive_wide_bands')}': must be >= 0")
-        for name in ("mild", "strong", "nonempty", "multicrop"):
+        for name in ("mild", "strong", "nonempty", "multicrop", "lineart"):
             getattr(self, name).validate(k(name))

@@ -157,6 +157,13 @@ class ViewGenerator:
             wide_field = torch.zeros(x.shape[0], dtype=torch.bool, device=device)
         b, v = boxes.shape[:2]
         s = self.cfg.output_size
+        if self.cfg.regime == "lineart":  # construction sheets: thin-line-preserving views (views/lineart.py)
+            from tessera.views.lineart import lineart_views
+
+            views, sample_boxes, applied = lineart_views(x, boxes, s, self.cfg.lineart, generator)
+            k, flip = 2 * applied["rot180"].long(), torch.zeros(b, v, dtype=torch.bool, device=device)
+            nonempty = self.nonempty(views)
+            return ViewBatch(views, boxes, sample_boxes, roi, anchors, wide_field, nonempty, hw, applied, k, flip)
         augment = self.cfg.regime == "paper"
         sample_boxes = boxes
         if not augment:

@@ -141,6 +141,12 @@ class MultiCropGenerator:
         b, n, s, dev = x.shape[0], group.count, group.size, x.device
         box = square_in_box(roi[:, None].expand(b, n, 4), uniform(generator, (b, n), *group.scale, dev),
                             rand(generator, (b, n, 2), dev))
+        if self.cfg.regime == "lineart":  # construction sheets: no rotation, thin-line-preserving crops
+            from tessera.views.lineart import lineart_views
+
+            views, _, applied = lineart_views(x, box, s, self.cfg.lineart, generator)
+            angle = applied["rot180"].float() * math.pi
+            return views, box, angle, self._nonempty(views)
         regime = group.regime
         p = sample_augment_params(regime, b * n, s, regime.bands, generator, dev)
         if group.full_rotation:
