@@ -121,3 +121,26 @@ def test_real_first_and_frdeep_cross_loading(shared_data):
     assert list(cross.train.meta["object"]) == list(cross.test.meta["object"])
     assert set(cross.train.meta["survey"]) == {"FIRST"} and set(cross.test.meta["survey"]) == {"NVSS"}
     assert np.array_equal(cross.train.labels, cross.test.labels)
+
+
+def test_center_crop_keeps_the_centre_and_changes_the_cache_key():
+    """center_crop cuts every image to its central N x N (smaller sides kept whole) and keys the feature cache."""
+    import numpy as np
+    import pandas as pd
+
+    from tessera.evaluate.config import EvalConfig
+    from tessera.evaluate.datasets import EvalData, LabeledSet
+    from tessera.errors import ConfigError
+
+    big = np.zeros((1, 10, 10), np.float16)
+    big[0, 4:6, 4:6] = 1.0  # a centred 2 x 2 source
+    small = np.ones((1, 3, 12), np.float16)
+    ls = LabeledSet([big, small], np.array([0, 1]), ["a", "b"], ["x", "y"], pd.DataFrame(), [], "k0")
+    out = EvalData("d", ls).center_cropped(4)
+    assert out.train.images[0].shape == (1, 4, 4) and out.train.images[0][0, 1:3, 1:3].min() == 1.0
+    assert out.train.images[0].sum() == big.sum()  # nothing of the source is lost
+    assert out.train.images[1].shape == (1, 3, 4)
+    assert out.train.data_key != ls.data_key and out.options["center_crop"] == 4
+    assert ls.images[0].shape == (1, 10, 10)  # the input set is untouched
+    with pytest.raises(ConfigError, match="center_crop"):
+        EvalConfig(center_crop=2).validate()

@@ -160,6 +160,9 @@ class EvalConfig:
     knn: KnnConfig = field(default_factory=KnnConfig)
     target: str | None = None  # a metadata column: regression (knn, ridge) instead of classification
     concat_last: int = 1  # concatenate the readouts of the last K blocks ending at `layer` (DINO: K = 4)
+    # Cut every evaluation image to its central N x N pixels before the encoder's resize (centred sources in a wide
+    # field, e.g. FIRST's 300 px cutouts whose median source spans ~60 px); None = the whole image.
+    center_crop: int | None = None
     max_folds: int | None = None  # evaluate only the first N folds (timing runs); None = all
     logistic: LogisticConfig = field(default_factory=LogisticConfig)
     ridge: RidgeConfig = field(default_factory=RidgeConfig)
@@ -176,6 +179,8 @@ class EvalConfig:
                               f"{', '.join(map(repr, READOUT_CHOICES))}")
         if self.concat_last < 1:
             raise ConfigError(f"config key 'concat_last': must be >= 1, got {self.concat_last}")
+        if self.center_crop is not None and self.center_crop < 8:
+            raise ConfigError(f"config key 'center_crop': must be >= 8 pixels or null, got {self.center_crop}")
         if self.max_folds is not None and not 1 <= self.max_folds <= self.folds:
             raise ConfigError(f"config key 'max_folds': must be in 1..folds ({self.folds}), got {self.max_folds}")
         if self.target is not None and not str(self.target).strip():

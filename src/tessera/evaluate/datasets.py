@@ -72,6 +72,22 @@ class LabeledSet:
         return [np.asarray(v) for v in groups.values()]
 
 
+def center_cropped(ls: LabeledSet, size: int) -> LabeledSet:
+    """``ls`` with every image cut to its central ``size`` x ``size`` pixels (images smaller than that on a side
+    keep that side whole). For sets of centred sources that fill a small part of a wide field: at the encoder's
+    input size a whole-field resize leaves a FIRST galaxy a few pixels across. The crop is part of the
+    feature-cache key."""
+    import dataclasses
+
+    def crop(a: np.ndarray) -> np.ndarray:
+        h, w = a.shape[-2:]
+        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        return np.ascontiguousarray(a[..., top:top + min(size, h), left:left + min(size, w)])
+
+    key = hashlib.sha256(f"{ls.data_key};center_crop={size}".encode()).hexdigest()[:16]
+    return dataclasses.replace(ls, images=[crop(a) for a in ls.images], data_key=key)
+
+
 @dataclass
 class EvalData:
     """What a protocol runs on. ``test`` (optional) holds the same samples, in the same order and with the same
@@ -83,6 +99,14 @@ class EvalData:
     test_description: str | None = None  # what ``test`` is, for results.json "test_data"
     survey_names: tuple[str, str] = ("train", "test")  # retrieval directions, e.g. ("FIRST", "NVSS")
     options: dict[str, Any] = field(default_factory=dict)  # loader choices stated in results (e.g. common_field)
+
+    def center_cropped(self, size: int) -> "EvalData":
+        """Both sets cut to their central ``size`` pixels (:func:`center_cropped`), the choice stated in options."""
+        import dataclasses
+
+        test = center_cropped(self.test, size) if self.test is not None else None
+        return dataclasses.replace(self, train=center_cropped(self.train, size), test=test,
+                                   options={**self.options, "center_crop": size})
 
     @property
     def excluded(self) -> list[dict[str, str]]:

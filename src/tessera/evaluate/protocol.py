@@ -69,8 +69,9 @@ def resolve_data(data, cfg: EvalConfig) -> EvalData:
         return data
     from tessera.evaluate.benchmarks import load_eval_data
 
-    return load_eval_data(str(data), hdu=cfg.hdu, max_per_class=cfg.max_per_class, seed=cfg.seed,
-                          common_field=cfg.retrieval.common_field, max_nan_fraction=cfg.max_nan_fraction)
+    loaded = load_eval_data(str(data), hdu=cfg.hdu, max_per_class=cfg.max_per_class, seed=cfg.seed,
+                            common_field=cfg.retrieval.common_field, max_nan_fraction=cfg.max_nan_fraction)
+    return loaded.center_cropped(cfg.center_crop) if cfg.center_crop is not None else loaded
 
 
 def sweep_layer_ids(encoder) -> list[int]:
