@@ -18,37 +18,17 @@ interrupted at any point, rerun, finishes the job, and a merge with nothing to m
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 from pathlib import Path
 
 from tessera.errors import TesseraError
 from tessera.io import atomic_open, atomic_write_text
+from tessera.shard_spec import parse_shard, shard_from_environment  # noqa: F401  (the CLI's --shard I/N)
 
 PARTS = "parts"
 PART_JSON = "part.json"
 # What every part of one split must agree on (besides I): the split, the set state it was cut from, the batching.
 AGREE = ("count", "base_shards", "base_rows", "pending", "shard_size", "batch")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N; a one-line error otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
-    if not match:
-        raise TesseraError(f"--shard {text}: expected I/N, e.g. 0/4 (process I of N, counted from 0)")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count <= 0:
-        raise TesseraError(f"--shard {text}: N must be a positive number of processes")
-    if index >= count:
-        raise TesseraError(f"--shard {text}: I must be in 0..{count - 1} (processes are counted from 0)")
-    return index, count
-
-
-def shard_from_environment() -> tuple[int, int] | None:
-    """(RANK, WORLD_SIZE) under torchrun with more than one process, else None."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    return (int(os.environ.get("RANK", "0") or 0), world) if world > 1 else None
 
 
 def part_range(chunks: int, index: int, count: int) -> range:
