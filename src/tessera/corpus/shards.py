@@ -1,14 +1,15 @@
 """Ingesting with N independent processes (cluster array jobs), then merging into one store (issue 19).
 
 Process ``I`` of ``N`` (``tessera ingest ... --shard I/N``, 0-based) takes every N-th input of the sorted,
-expanded input list (``files[I::N]``, so the split depends only on the inputs) that the store has not done yet, and
-ingests it into its own small store ``STORE/parts/part-0000I-of-0000N/`` (journal, shards, its own lock: parts
-never write the same file), its state in ``STORE/parts/part-0000I-of-0000N.json`` ("done" once finished). Shard names carry the input's
-content key (corpus/ingest.py), so a part's shards are exactly the files one process would write. :func:`merge_store` checks that all N parts are there, finished and
-made with the same content settings, moves their shards into ``STORE/shards/``, appends their journal records,
-applies the one-channel-count rule over the whole corpus (a part sees only its own inputs) and rebuilds the
-manifest: the same ``manifest.parquet`` and ``skipped.parquet`` bytes as one process. A merge interrupted at any
-point, rerun, completes; a merge with no parts does nothing.
+expanded input list (``files[I::N]``, so the split depends only on the inputs) that the store has not done yet,
+and ingests it into its own small store ``STORE/parts/part-0000I-of-0000N/`` (journal, shards, its own lock:
+parts never write the same file), its state in ``STORE/parts/part-0000I-of-0000N.json`` ("done" once finished).
+Shard names carry the input's content key (corpus/ingest.py), so a part's shards are exactly the files one
+process would write. :func:`merge_store` checks that all N parts are there, finished and made with the same
+content settings, moves their shards into ``STORE/shards/``, appends their journal records, applies the
+one-channel-count rule over the whole corpus (a part sees only its own inputs) and rebuilds the manifest: the
+same ``manifest.parquet`` and ``skipped.parquet`` bytes as one process. A merge interrupted at any point, rerun,
+completes; a merge with no parts does nothing.
 """
 
 from __future__ import annotations
