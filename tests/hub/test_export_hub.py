@@ -155,3 +155,21 @@ def test_push_of_a_card_the_hub_rejects_is_a_one_line_error(run_dir, tmp_path, h
     with pytest.raises(TesseraError, match="Invalid metadata in README.md") as info:
         push_folder(out, "me/bad")
     assert "\n" not in str(info.value) and hub.repos.get("me/bad", {}) == {}
+
+
+def test_from_pretrained_of_the_pushed_repo_is_the_exported_backbone(run_dir, tmp_path, hub):
+    from transformers import AutoModel
+
+    from tessera.hub import export_run, push_folder
+
+    push_folder(export_run(run_dir, tmp_path / "out"), "me/plain")
+    pulled = AutoModel.from_pretrained("me/plain", cache_dir=tmp_path / "cache").eval()
+    local = AutoModel.from_pretrained(run_dir / "model").eval()
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    noise = torch.arange(16, dtype=torch.float32).expand(2, 16)  # ViT-MAE: keep the patch order fixed
+    with torch.no_grad():
+        a = pulled(pixel_values=x, noise=noise).last_hidden_state
+        b = local(pixel_values=x, noise=noise).last_hidden_state
+    assert type(pulled) is type(local) and torch.equal(a, b)
+    assert any(m == "GET" and p.startswith("/me/plain/resolve/") and p.endswith("model.safetensors")
+               for m, p in hub.log)  # it came from the stand-in
