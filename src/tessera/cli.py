@@ -26,6 +26,7 @@ COMMANDS = {
     "embed": "embed every cutout of a store (or a data spec) into a resumable embedding set",
     "index": "build a FAISS index (flat, IVF-PQ, HNSW) over an embedding set",
     "search": "find the cutouts most similar to a cutout, an image file or a sky position",
+    "export": "write a run's encoder with its Hugging Face model card, optionally pushed to the Hub",
 }
 
 

@@ -6,6 +6,8 @@ all zeros or a constant value are dropped, and each kept tile is ZScale-normaliz
 a cutout; new inputs are appended to an existing store. Config overrides (key=value) may follow the inputs.
 PDF sheets (vector or scanned, multi-page) are rendered per page at --dpi in grayscale, inverted so ink is
 bright, kept on their own linear scale, and near-blank tiles are dropped with --min-ink-fraction (issue 20).
+On a cluster, N processes with --shard I/N (I = 0..N-1) each ingest every N-th input into STORE/parts/; then
+`tessera ingest --merge STORE` combines them into exactly the store one process writes (same manifest bytes).
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 
 
 def add_arguments(parser):
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="files, directories (recursive) or glob patterns")
-    parser.add_argument("--out", required=True, metavar="STORE", help="the cutout store directory (created or resumed)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files, directories (recursive) or glob patterns")
+    parser.add_argument("--out", metavar="STORE", help="the cutout store directory (created or resumed)")
+    parser.add_argument("--shard", metavar="I/N", help="ingest only every N-th input, from the I-th (0-based), into "
+                        "STORE/parts/ (merge with --merge STORE)")
+    parser.add_argument("--merge", metavar="STORE", help="merge the --shard parts of STORE into it (nothing else)")
     parser.add_argument("--tile", type=positive_int, help="tile side in pixels (default 512)")
     parser.add_argument("--stride", type=positive_int, help="tile stride (default: the tile size, no overlap)")
     parser.add_argument("--min-tile", type=positive_int,
@@ -83,11 +88,34 @@ def _print_summary(report: dict) -> None:
     print("\n".join(lines))
 
 
+def _merge(args) -> int:
+    from tessera.corpus.shards import merge_store
+    from tessera.errors import TesseraError
+
+    if args.inputs or args.out or args.shard:
+        raise TesseraError(f"--merge {args.merge}: merges only; drop the inputs, --out and --shard")
+    report = merge_store(args.merge)
+    if not args.quiet:
+        if report["merged_parts"]:
+            print(f"merged {report['merged_parts']} parts into {report['store']}")
+            _print_summary(report)
+        else:
+            print(f"{report['store']}: nothing to merge")
+    return 0
+
+
 def run(args) -> int:
     from tessera.config import resolve_config
     from tessera.corpus.config import IngestConfig
     from tessera.corpus.ingest import run_ingest
+    from tessera.errors import TesseraError
+    from tessera.shard_spec import parse_shard
 
+    if args.merge:
+        return _merge(args)
+    if not args.inputs or not args.out:
+        raise TesseraError("needs INPUT... and --out STORE (or --merge STORE)")
+    shard = parse_shard(args.shard) if args.shard else None
     inputs, overrides = split_overrides(list(args.inputs))
     overrides = list(args.overrides or []) + overrides
     # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
@@ -95,7 +123,9 @@ def run(args) -> int:
              "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None,
              "dpi": args.dpi, "invert": args.invert, "min_ink_fraction": args.min_ink_fraction}
     cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest", values=flags)
-    report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
+    report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet, shard=shard)
+    if not args.quiet and shard is not None:
+        print(f"shard {report['shard']} in {report['part']}; merge with: tessera ingest --merge {args.out}")
     if not args.quiet:
         _print_summary(report)
     sys.stdout.flush()

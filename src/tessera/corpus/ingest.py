@@ -725,12 +725,13 @@ def _enforce_one_channel_count(store: Path, records: dict[str, dict], previous: 
 
 def run_ingest(
     inputs: Sequence[str | Path], out: str | Path, cfg: IngestConfig | None = None, overwrite: bool = False,
-    progress: bool = True
+    progress: bool = True, shard: tuple[int, int] | None = None,
 ) -> dict:
     """Ingest ``inputs`` into the CutoutStore ``out`` (created, resumed or appended to); returns the report dict.
 
     Raises TesseraError when no input at all could be read, and before any work when ``out`` is, is inside
-    or contains an input (``--overwrite`` would delete it).
+    or contains an input (``--overwrite`` would delete it). ``shard=(I, N)``: ingest only part I of N of the
+    inputs into ``out/parts/`` (merged by :func:`tessera.corpus.shards.merge_store`).
     """
     cfg = cfg or IngestConfig()
     cfg.validate()
@@ -739,6 +740,26 @@ def run_ingest(
     files, problems = expand_inputs(inputs, exclude=out)
     if not files and not problems:
         raise TesseraError("no input files given")
+    if shard is not None:
+        from tessera.corpus.shards import ingest_part
+
+        return ingest_part(files, problems, out, cfg, shard, overwrite=overwrite, progress=progress)
+    report, records = ingest_files(files, problems, out, cfg, overwrite=overwrite, progress=progress)
+    this_run = [records[str(p)] for p, _ in files if str(p) in records]
+    if not any(r["status"] == "done" for r in this_run):
+        reasons = [r["reason"] for r in this_run][:3] + [p["detail"] for p in problems][:3]
+        raise TesseraError(f"nothing could be read from the inputs ({'; '.join(reasons)[:400]})")
+    return report
+
+
+def ingest_files(files: list[tuple[Path, str]], problems: list[dict[str, str]], out: Path, cfg: IngestConfig,
+                 overwrite: bool = False, progress: bool = True, one_channel_count: bool = True
+                 ) -> tuple[dict, dict[str, dict]]:
+    """Ingest the expanded ``files`` into store ``out`` (locked meanwhile); returns (report, journal records).
+
+    ``one_channel_count=False`` leaves the channel rule to whoever merges this store into another (a part
+    of a sharded ingest sees only some inputs, so its majority is not the whole corpus').
+    """
     store, lock = open_store_for_writing(out, cfg, overwrite)
     try:
         save_config(cfg, store)
@@ -764,7 +785,8 @@ def run_ingest(
         start = time.perf_counter()
         _run_tasks(tasks, cfg, store, on_record, progress)
         seconds = time.perf_counter() - start
-        _enforce_one_channel_count(store, records, previous)
+        if one_channel_count:
+            _enforce_one_channel_count(store, records, previous)
         fsync_dir(store / SHARDS)
         _clean_store(store, records)
         finalize_store(store, records, problems)
@@ -782,8 +804,4 @@ def run_ingest(
         atomic_write_text(store / REPORT, json.dumps(report, indent=2, allow_nan=True))
     finally:
         lock.unlink(missing_ok=True)
-    this_run = [records[str(p)] for p, _ in files if str(p) in records]
-    if not any(r["status"] == "done" for r in this_run):
-        reasons = [r["reason"] for r in this_run][:3] + [p["detail"] for p in problems][:3]
-        raise TesseraError(f"nothing could be read from the inputs ({'; '.join(reasons)[:400]})")
-    return report
+    return report, records

@@ -3,7 +3,8 @@
 Layout: ``config.json`` + ``model.safetensors`` (the HF backbone, saved by ``save_pretrained``),
 ``preprocessor_config.json``
 (the input adapter's size/mean/std as an HF image processor), ``tessera.json`` (backbone kind, registers,
-adapter, readout, model config) and, with registers, ``tessera_registers.safetensors``. Registers live in
+adapter, readout, model config), ``README.md`` (the Hugging Face model card, :mod:`tessera.models.card`) and,
+with registers, ``tessera_registers.safetensors``. Registers live in
 their own file so a plain ``AutoModel.from_pretrained`` never silently runs a register model without them;
 with R = 0 the directory is a plain ViTMAEModel / Dinov2Model checkpoint. A conv encoder writes a ``ResNetModel``
 directory (its stem recorded as ``tessera_stem`` in config.json; a small stem needs ``tessera.load``, see
@@ -59,8 +60,11 @@ def _save_preprocessor(encoder: ViTEncoder | ConvEncoder, out: Path) -> None:
     ).save_pretrained(out)
 
 
-def export_model(model: nn.Module, out_dir: str | Path, readout: str = "mean_patch") -> Path:
-    """Write the encoder of ``model`` to ``out_dir`` (created) as an HF directory; returns the path."""
+def export_model(model: nn.Module, out_dir: str | Path, readout: str = "mean_patch",
+                 card_context: dict | None = None) -> Path:
+    """Write the encoder of ``model`` to ``out_dir`` (created) as an HF directory with its model card; returns the
+    path. ``card_context``: keyword arguments of :func:`tessera.models.card.build_card` (``run_dir``, ``store``...),
+    so a run's export describes its corpus and recipe."""
     from safetensors.torch import save_file
 
     encoder, cfg = _encoder_of(model)
@@ -88,4 +92,7 @@ def export_model(model: nn.Module, out_dir: str | Path, readout: str = "mean_pat
         "model_config": to_dict(cfg) if cfg is not None else None,
     }
     (out / TESSERA_JSON).write_text(json.dumps(info, indent=2))
+    from tessera.models.card import write_card
+
+    write_card(out, **(card_context or {}))
     return out

@@ -12,6 +12,9 @@ A shard is committed when its ``.parquet`` exists (written after its ``.npy``, b
 killed at any point leaves only committed shards plus, at worst, one orphan ``.npy`` or temporary file,
 removed by the next run. A rerun embeds exactly the items not yet committed, in source order and with the
 same shard boundaries, so killed-and-rerun equals uninterrupted (the cached-feature rule of DESIGN §7).
+
+With ``shard=(I, N)`` one of N processes embeds its 1/N of those shards into ``EMB/<set>/parts/`` and
+:func:`merge_embeddings` puts them in place: the result is byte for byte one process's set (search/sharding.py).
 """
 
 from __future__ import annotations
@@ -209,13 +212,16 @@ def embed_source(
     hdu: int | None = None,
     progress: bool = True,
     after_shard: Callable[[int], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Embed every item of ``source`` not yet in ``out``'s set for this encoder; returns a report dict.
 
     ``readout`` None -> the encoder's default; ``layer`` is normalized to a 0-based block. ``after_shard(i)`` is
-    called after shard ``i`` is committed (tests inject failures there).
+    called after shard ``i`` is committed (tests inject failures there). ``shard=(I, N)``: embed only part I of N
+    into the set's ``parts/`` (merged by :func:`merge_embeddings`; search/sharding.py).
     """
     from tessera.progress import progress_bar
+    from tessera.search import sharding
 
     if batch <= 0 or shard_size <= 0:
         raise TesseraError(f"batch ({batch}) and shard_size ({shard_size}) must be positive")
@@ -239,24 +245,85 @@ def embed_source(
     emb = EmbeddingSet(folder, info)
     done = set(emb.table()[ID].tolist())
     pending = [i for i, cid in enumerate(source.ids) if cid not in done]
+    committed = emb.shard_names()
+    chunks = [pending[s : s + shard_size] for s in range(0, len(pending), shard_size)]
+    names = [f"{len(committed) + k:06d}" for k in range(len(chunks))]  # the single-process shard names
+    write_dir, todo = shard_dir, list(range(len(chunks)))
+    if shard is not None:
+        state = {"base_shards": len(committed), "base_rows": len(done), "pending": len(pending),
+                 "shard_size": shard_size, "batch": int(batch)}
+        part = sharding.open_part(folder, shard[0], shard[1], state)
+        write_dir = part / SHARDS
+        _clean_uncommitted(write_dir)
+        mine = sharding.part_range(len(chunks), *shard)
+        have = {p.stem for p in write_dir.glob("*.parquet")}
+        todo = [k for k in mine if names[k] not in have]
     start = time.perf_counter()
-    next_shard = len(emb.shard_names())
-    with progress_bar(total=len(pending), desc="embed", unit="img", disable=not progress) as bar:
-        for s in range(0, len(pending), shard_size):
-            chunk = pending[s : s + shard_size]
-            vectors = embed_positions(encoder, source, chunk, readout, layer, batch, on_batch=bar.update)
-            rows = source.table.iloc[chunk].drop(columns=["store_index"], errors="ignore")
-            _write_shard(shard_dir, f"{next_shard:06d}", vectors, rows)
+    embedded = sum(len(chunks[k]) for k in todo)
+    with progress_bar(total=embedded, desc="embed", unit="img", disable=not progress) as bar:
+        for k in todo:
+            vectors = embed_positions(encoder, source, chunks[k], readout, layer, batch, on_batch=bar.update)
+            rows = source.table.iloc[chunks[k]].drop(columns=["store_index"], errors="ignore")
+            _write_shard(write_dir, names[k], vectors, rows)
             if after_shard is not None:
-                after_shard(next_shard)
-            next_shard += 1
+                after_shard(int(names[k]))
     seconds = time.perf_counter() - start
+    report = {"set": str(folder), "fingerprint": emb.fingerprint, "readout": readout, "layer": layer, "dim": emb.dim,
+              "embedded": embedded, "seconds": round(seconds, 3),
+              "images_per_s": round(embedded / seconds, 2) if embedded else None}
+    if shard is not None:
+        sharding.finish_part(part, [names[k] for k in mine])
+        return {**report, "shard": f"{shard[0]}/{shard[1]}", "part": str(part),
+                "rows": sum(len(chunks[k]) for k in mine), "already_done": sum(len(chunks[k]) for k in mine) - embedded}
+    table = _write_table(emb)
+    return {**report, "rows": len(table), "already_done": len(source) - len(pending)}
+
+
+def _write_table(emb: EmbeddingSet) -> pd.DataFrame:
     table = emb.table()
-    with atomic_open(folder / TABLE) as fh:
+    with atomic_open(emb.path / TABLE) as fh:
         table.to_parquet(fh, index=False)
-    return {"set": str(folder), "fingerprint": emb.fingerprint, "readout": readout, "layer": layer, "dim": emb.dim,
-            "rows": len(table), "embedded": len(pending), "already_done": len(source) - len(pending),
-            "seconds": round(seconds, 3), "images_per_s": round(len(pending) / seconds, 2) if pending else None}
+    return table
+
+
+def _set_folders(path: Path) -> list[Path]:
+    """``path`` itself if it is a set, else its set subfolders (one EMB may hold several models' sets)."""
+    if (path / SET_JSON).is_file():
+        return [path]
+    if not path.is_dir():
+        raise TesseraError(f"--merge {path}: no such embedding folder")
+    sets = sorted(p for p in path.iterdir() if (p / SET_JSON).is_file())
+    if not sets:
+        raise TesseraError(f"--merge {path}: not an embedding folder (no {SET_JSON} in it or in a subfolder)")
+    return sets
+
+
+def merge_embeddings(path: str | Path) -> list[dict]:
+    """Merge the parts of ``--shard I/N`` runs into their sets (every set of EMB ``path``, or the set ``path``).
+
+    Every set is checked before any is changed; a set without parts is left as it is (so merging twice is
+    merging once). Returns one report per set: ``set``, ``parts``, ``shards`` merged, ``rows`` in the set."""
+    from tessera.search import sharding
+
+    folders = _set_folders(Path(path))
+    plans = []
+    for folder in folders:
+        emb = EmbeddingSet(folder, _read_info(folder))
+        parts = sharding.read_parts(folder)
+        if parts:
+            sharding.check_parts(folder, parts, emb.shard_names())
+        plans.append(emb)
+    reports = []
+    for emb in plans:
+        _clean_uncommitted(emb.path / SHARDS)
+        merged = sharding.merge_parts(emb.path, emb.shard_names())
+        if merged["parts"] or not (emb.path / TABLE).is_file():
+            table = _write_table(emb)
+        else:
+            table = pd.read_parquet(emb.path / TABLE, columns=[ID])
+        sharding.remove_parts(emb.path)
+        reports.append({"set": str(emb.path), **merged, "rows": len(table)})
+    return reports
 
 
 def write_embedding_set(folder: str | Path, vectors: np.ndarray, table: pd.DataFrame, fingerprint: str,

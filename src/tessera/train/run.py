@@ -224,4 +224,5 @@ class Run:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         module = D.unwrap(trainer.model)
-        export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir)
+        export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir,
+                     card_context={"run_dir": self.dir})
