@@ -22,6 +22,20 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def check_parts_complete(where, parts: list[dict], count: int, command: str) -> None:
+    """Every part 0..count-1 of a sharded job present in ``parts`` (dicts with ``index`` and ``done``) and finished;
+    else a one-line error naming the first missing or unfinished shard and the ``tessera COMMAND`` that makes it."""
+    present = {p["index"] for p in parts}
+    missing = [i for i in range(count) if i not in present]
+    if missing:
+        raise TesseraError(f"{where}: shard {missing[0]}/{count} is missing ({len(missing)} of {count} missing); "
+                           f"run `tessera {command} ... --shard {missing[0]}/{count}` first")
+    unfinished = [p for p in parts if not p.get("done")]
+    if unfinished:
+        raise TesseraError(f"{where}: shard {unfinished[0]['index']}/{count} is unfinished (killed or still running); "
+                           "rerun it, then merge")
+
+
 def shard_from_environment() -> tuple[int, int] | None:
     """(RANK, WORLD_SIZE) under torchrun with more than one process, else None."""
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)

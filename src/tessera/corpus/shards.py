@@ -35,6 +35,7 @@ from tessera.corpus.ingest import (
 from tessera.corpus.layout import CONFIG, JOURNAL, REPORT, SHARDS
 from tessera.errors import TesseraError
 from tessera.io import atomic_write_text, fsync_dir
+from tessera.shard_spec import check_parts_complete
 
 PARTS = "parts"
 
@@ -103,15 +104,7 @@ def _check_parts(store: Path, parts: list[dict]) -> IngestConfig:
     count = parts[0]["count"]
     if any(p["count"] != count for p in parts):
         raise TesseraError(f"{store / PARTS}: parts of splits into different numbers of processes")
-    present = {p["index"] for p in parts}
-    missing = [i for i in range(count) if i not in present]
-    if missing:
-        raise TesseraError(f"{store}: shard {missing[0]}/{count} is missing ({len(missing)} of {count} missing); "
-                           f"run `tessera ingest ... --shard {missing[0]}/{count}` first")
-    unfinished = [p for p in parts if not p.get("done")]
-    if unfinished:
-        p = unfinished[0]
-        raise TesseraError(f"{store}: shard {p['index']}/{count} is unfinished (killed or still running); rerun it")
+    check_parts_complete(store, parts, count, "ingest")
     configs = [load_saved_config(IngestConfig, Path(p["dir"])) for p in parts]
     for p, c in zip(parts[1:], configs[1:], strict=True):
         if c.content_settings() != configs[0].content_settings():

@@ -23,7 +23,11 @@ from pathlib import Path
 
 from tessera.errors import TesseraError
 from tessera.io import atomic_open, atomic_write_text
-from tessera.shard_spec import parse_shard, shard_from_environment  # noqa: F401  (the CLI's --shard I/N)
+from tessera.shard_spec import (  # noqa: F401  (parse_shard, shard_from_environment: the CLI's --shard I/N)
+    check_parts_complete,
+    parse_shard,
+    shard_from_environment,
+)
 
 PARTS = "parts"
 PART_JSON = "part.json"
@@ -100,15 +104,7 @@ def check_parts(set_folder: Path, parts: list[dict], committed: list[str]) -> li
             k = changed[0]
             raise TesseraError(f"{set_folder}: {_label(p)} and {_label(first)} are shards of different runs "
                                f"({k} {p.get(k)} vs {first.get(k)}); rerun them with the same --shard-size and --batch")
-    present = {p["index"]: p for p in parts}
-    missing = [i for i in range(count) if i not in present]
-    if missing:
-        raise TesseraError(f"{set_folder}: shard {missing[0]}/{count} is missing ({len(missing)} of {count} missing); "
-                           f"run `tessera embed ... --shard {missing[0]}/{count}` first")
-    unfinished = [p for p in parts if not p.get("done")]
-    if unfinished:
-        raise TesseraError(f"{set_folder}: {_label(unfinished[0])} is unfinished (killed or still running); "
-                           "rerun it, then merge")
+    check_parts_complete(set_folder, parts, count, "embed")
     todo = [(Path(p["dir"]) / "shards", name) for p in parts for name in p["shards"]]
     expected = [f"{k:06d}" for k in range(first["base_shards"], first["base_shards"] + len(todo))]
     if [name for _, name in todo] != expected:
