@@ -24,9 +24,11 @@ PRECEDENCE = (
 )
 
 
-def _add_common(parser: argparse.ArgumentParser, section: str) -> None:
+def _add_common(parser: argparse.ArgumentParser, section: str, size: bool = True) -> None:
+    """--out, --seed, --overwrite, --quiet, --config and the precedence epilog; --size where the kind has one."""
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory (must be empty or absent)")
-    parser.add_argument("--size", type=positive_int, metavar="PX", help="image side in pixels (config key: size)")
+    if size:
+        parser.add_argument("--size", type=positive_int, metavar="PX", help="image side in pixels (config key: size)")
     parser.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed (config key: seed)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     add_quiet_argument(parser, "print nothing on success")
@@ -68,12 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "as PDF and PNG, a wall mask per sheet, and labeled ink-bright tiles with labels.csv.",
     )
     line.add_argument("--sheets", type=positive_int, metavar="N", help="number of sheets (config key: sheets)")
-    line.add_argument("--out", required=True, metavar="DIR", help="output directory (must be empty or absent)")
-    line.add_argument("--seed", type=non_negative_int, metavar="S", help="random seed (config key: seed)")
-    line.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    add_quiet_argument(line, "print nothing on success")
-    add_config_arguments(line)
-    line.epilog = PRECEDENCE.format(section="simulate_lineart")
+    _add_common(line, "simulate_lineart", size=False)
 
 
 def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
