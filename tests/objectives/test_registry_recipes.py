@@ -26,6 +26,20 @@ def test_every_shipped_recipe_loads_and_validates(name):
     assert cfg.model.preset == "vit_tiny_patch8_64" and cfg.views.output_size == 64  # cpu-sized (base: cpu)
 
 
+@pytest.mark.parametrize("name", list_recipes())
+def test_every_recipe_in_the_package_resolves_every_stage(name):
+    cfg = resolve_pretrain_config(name)
+    cfg.validate()
+    assert len(stage_configs(cfg)) == len(cfg.train.stage_list()) >= 1
+
+
+def test_two_stage_small_changes_only_the_contrastive_stage_views():
+    reconstruction, contrastive = stage_configs(resolve_pretrain_config("two-stage-small"))
+    assert (reconstruction.views.regime, contrastive.views.regime) == ("paper", "none")
+    assert contrastive.objective.contrastive == "soft_hcl"
+    assert [s.objective for s in reconstruction.train.stage_list()] == ["reconstruction", "contrastive"]
+
+
 def test_branch_shorthand_still_expands_and_objective_names_are_shorthands():
     assert resolve_pretrain_config("cpu").train.stages == ("reconstruction", "contrastive")
     assert resolve_pretrain_config("dino", ["train.branch=contrastive"]).train.stages == ("contrastive",)
