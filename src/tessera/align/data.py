@@ -10,10 +10,11 @@ Specs (``--pairs``):
   RUN/split.json); targets come from CSV_A;
 - a CSV ``path_a,path_b[,targets...]`` (paths relative to the CSV): each column is read as its tower's input kind,
   images as ``tessera evaluate`` reads labeled images (ZScale to [0, 1], DESIGN §3.1), spectra from ``.npy``
-  (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or ``.csv`` (two columns, x = wavelength or
-  frequency, flux; resampled linearly onto one grid per column: L points spanning all files' x range, log-spaced
-  when x > 0, NaN outside a file's own range). Numeric extra columns are regression targets, a ``label`` column
-  a class target.
+  (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or CSV/FITS tables of flux against frequency
+  or wavelength with optional flags (:mod:`tessera.corpus.spectra`: resampled linearly onto one grid per column,
+  L points spanning all files' x range, log-spaced when x > 0, NaN outside a file's own range and at flagged
+  channels). Numeric extra columns are regression targets, the ``label`` column (else the one text column) the
+  class target; other text columns are kept out of both.
 
 Missing files are one error listing them, before anything is read.
 """
@@ -90,39 +91,16 @@ def _frdeep(spec: str, tower_a, tower_b, common_field: bool, max_pairs: int | No
                       list(data.train.classes), data.excluded, names=tuple(data.survey_names))
 
 
-def log_or_linear_grid(lo: float, hi: float, n: int) -> np.ndarray:
-    return np.geomspace(lo, hi, n) if lo > 0 else np.linspace(lo, hi, n)
-
-
 def read_spectra(paths: list[Path], length: int, channels: int, where: str) -> torch.Tensor:
-    """Spectra files -> (N, C, L) float32 on one grid (module docstring); NaN = missing or flagged channel."""
-    tables, arrays = {}, {}
-    for p in paths:
-        if p.suffix.lower() == ".npy":
-            a = np.load(p).astype(np.float32)
-            arrays[p] = a[None] if a.ndim == 1 else a
-        elif p.suffix.lower() == ".csv":
-            t = pd.read_csv(p).to_numpy(dtype=np.float64)
-            if t.ndim != 2 or t.shape[1] < 2:
-                raise TesseraError(f"{p}: a spectrum CSV needs two columns (x, flux)")
-            tables[p] = t[np.argsort(t[:, 0])]
-        else:
-            raise TesseraError(f"{p}: spectra are read from .npy or .csv (x, flux) files")
-    if tables:
-        lo = min(float(t[0, 0]) for t in tables.values())
-        hi = max(float(t[-1, 0]) for t in tables.values())
-        grid = log_or_linear_grid(lo, hi, length)
-        for p, t in tables.items():
-            flux = np.interp(grid, t[:, 0], t[:, 1], left=np.nan, right=np.nan)
-            arrays[p] = flux[None].astype(np.float32)
-    out = []
-    for p in paths:
-        a = arrays[p]
+    """Spectra files -> (N, C, L) float32 on one grid (:mod:`tessera.corpus.spectra`); NaN = missing channel."""
+    from tessera.corpus.spectra import read_spectra_files
+
+    arrays, _ = read_spectra_files(paths, length, where)
+    for p, a in zip(paths, arrays):
         if a.shape != (channels, length):
             raise TesseraError(f"{where} feeds a spectrum tower: {p} has shape {a.shape}, the tower takes "
                                f"({channels}, {length})")
-        out.append(torch.from_numpy(a))
-    return torch.stack(out)
+    return torch.from_numpy(np.stack(arrays))
 
 
 def _read_column(paths: list[Path], tower, where: str) -> torch.Tensor:
@@ -149,16 +127,19 @@ def _check_files(where: Path, paths: list[Path]) -> None:
 
 
 def _targets(table: pd.DataFrame, skip: set[str]):
-    """Numeric columns -> regression targets; ``label`` (or any text column) -> the class target."""
+    """Numeric columns -> regression targets; ``label`` (else the only text column) -> the class target. Further
+    text columns (e.g. a second classification) are neither."""
     targets, labels, classes = {}, None, None
+    text = [c for c in table.columns if c not in skip and (c == "label" or not pd.api.types.is_numeric_dtype(table[c]))]
+    class_col = "label" if "label" in text else (text[0] if len(text) == 1 else None)
     for col in table.columns:
-        if col in skip:
+        if col in skip or col in text:
             continue
-        if col == "label" or not pd.api.types.is_numeric_dtype(table[col]):
-            classes = sorted(table[col].astype(str).unique())
-            labels = np.asarray([classes.index(v) for v in table[col].astype(str)], dtype=np.int64)
-        else:
-            targets[str(col)] = table[col].to_numpy(dtype=np.float64)
+        targets[str(col)] = table[col].to_numpy(dtype=np.float64)
+    if class_col is not None:
+        values = table[class_col].astype(str)
+        classes = sorted(values.unique())
+        labels = np.asarray([classes.index(v) for v in values], dtype=np.int64)
     return targets, labels, classes
 
 
