@@ -6,7 +6,8 @@
   (the run's step-0 model, rebuilt from its seed), (3) the aligned towers;
 - in-modal retrieval: label precision@k within each tower's held-out embeddings when a class target exists;
 - zero-shot k-NN (seed 003 §6.1: k = 16): each target of the held-out pairs predicted from the training pairs'
-  embeddings (``tessera.evaluate.knn``), R² per target and embedding; the class target as k-NN accuracy.
+  embeddings (``tessera.evaluate.knn``), R² per target and embedding; the class target as k-NN accuracy;
+- few-shot MLP (seed 003 §6: one hidden layer of 32, ``tessera.evaluate.mlp``) on the same split, R² per target.
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def zero_shot(train_z: np.ndarray, test_z: np.ndarray, data_train, data_test, k:
         pred = knn_predict(train_z, data_train.labels, test_z, len(data_train.classes), k=k)
         out["class_accuracy"] = float(np.mean(pred == data_test.labels))
     return out
+
+
+def few_shot(train_z: np.ndarray, test_z: np.ndarray, data_train, data_test, seed: int = 0) -> dict:
+    """R² and MAE of each regression target from a width-32 MLP on the embeddings (seed 003 §6)."""
+    from tessera.evaluate.metrics import regression_metrics
+    from tessera.evaluate.mlp import mlp_regress
+
+    return {name: regression_metrics(data_test.targets[name], mlp_regress(train_z, y, test_z, seed=seed))
+            for name, y in data_train.targets.items()}
 
 
 def _space(za_tr, zb_tr, za_te, zb_te, train, test, names, cfg: AlignConfig) -> dict:
