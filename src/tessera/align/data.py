@@ -5,9 +5,10 @@ Specs (``--pairs``):
 - ``frdeep-pairs:PATH``: FR-DEEP's FIRST (tower a) and NVSS (tower b) images of the same objects, through the
   evaluation issue's loader (:func:`tessera.evaluate.pairs.load_frdeep_pairs`: both cut to their common sky field
   by default, ``data.common_field``), FRI/FRII as the class target;
-- ``match:CSV_A,CSV_B``: two catalogues ``path,ra_deg,dec_deg[,targets...]`` joined on sky position within
-  ``data.match_radius_arcsec`` (:func:`match_positions`); unmatched rows are listed in ``excluded`` (and in
-  RUN/split.json); targets come from CSV_A;
+- ``match:A,B``: two stores joined on sky position within ``data.match_radius_arcsec`` (``--match-radius``,
+  :func:`match_positions`), each a catalogue CSV ``path,ra_deg,dec_deg[,targets...]`` or a CutoutStore directory
+  (the manifest's ``ra``/``dec``, DESIGN §3.2); unmatched rows and rows without a sky position are listed in
+  ``excluded`` (and in RUN/split.json); targets come from A when it is a catalogue;
 - a CSV ``path_a,path_b[,targets...]`` (paths relative to the CSV): each column is read as its tower's input kind,
   images as ``tessera evaluate`` reads labeled images (ZScale to [0, 1], DESIGN §3.1), spectra from ``.npy``
   (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or CSV/FITS tables of flux against frequency
@@ -169,24 +170,80 @@ def _csv(spec: str, tower_a, tower_b) -> PairedData:
     return PairedData(xa, xb, objects, targets, labels, classes)
 
 
+@dataclass
+class MatchSide:
+    """One side of ``match:A,B``: a catalogue CSV (path,ra_deg,dec_deg[,targets]) or a CutoutStore directory
+    (its manifest's ra/dec: DESIGN §3.2's provenance). ``ids`` (n,) names each row in reports; ``table`` holds the
+    catalogue's rows (targets), None for a store."""
+
+    path: Path
+    ids: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    table: pd.DataFrame | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.table is not None else self.path.name
+
+    def read(self, rows: np.ndarray, tower) -> torch.Tensor:
+        """The inputs of ``rows`` on ``tower``'s grid: files listed by a catalogue, or the store's cutouts."""
+        if self.table is not None:
+            paths = _resolve(self.path.parent, self.table.path.astype(str).to_numpy()[rows])
+            _check_files(self.path, paths)
+            return _read_column(paths, tower, f"{self.path} path")
+        if tower.kind != "image":
+            raise TesseraError(f"{self.path}: a cutout store holds images, but it feeds a {tower.kind} tower")
+        from tessera.corpus.store import CutoutStore
+
+        store = CutoutStore(self.path)
+        return resize_images([store.get_array(int(i)) for i in rows], tower.image_size, str(self.path))
+
+
+def match_side(text: str) -> MatchSide:
+    """A catalogue CSV or a CutoutStore directory, by what ``text`` names."""
+    path = Path(text)
+    if path.is_dir():
+        from tessera.corpus.layout import MANIFEST
+
+        if not (path / MANIFEST).is_file():
+            raise TesseraError(f"--pairs match: {path}: a directory but not a cutout store (no {MANIFEST})")
+        manifest = pd.read_parquet(path / MANIFEST)
+        for col in ("ra", "dec"):
+            if col not in manifest.columns:
+                raise TesseraError(f"{path / MANIFEST}: no '{col}' column (cutouts without a WCS have no position)")
+        ids = np.asarray([f"{src}#{i}" for i, src in enumerate(manifest.get("path", manifest.index).astype(str))])
+        return MatchSide(path, ids, manifest.ra.to_numpy(float), manifest.dec.to_numpy(float))
+    table = _read_table(path, ("path", "ra_deg", "dec_deg"))
+    return MatchSide(path, table.path.astype(str).to_numpy(), table.ra_deg.to_numpy(float),
+                     table.dec_deg.to_numpy(float), table)
+
+
 def _matched(spec: str, tower_a, tower_b, radius: float | None) -> PairedData:
     parts = spec[len(MATCH):].split(",")
     if len(parts) != 2 or radius is None:
-        raise TesseraError(f"--pairs {spec}: expected {MATCH}CSV_A,CSV_B with data.match_radius_arcsec set")
-    cols = ("path", "ra_deg", "dec_deg")
-    (pa, ta), (pb, tb) = ((Path(p), _read_table(Path(p), cols)) for p in parts)
-    m = match_positions(ta.ra_deg, ta.dec_deg, tb.ra_deg, tb.dec_deg, radius)
-    excluded = [{"path": str(ta.path[i]), "reason": f"no {pb.name} row within {radius} arcsec"} for i in m.unmatched_a]
-    excluded += [{"path": str(tb.path[i]), "reason": f"no {pa.name} row within {radius} arcsec"} for i in m.unmatched_b]
-    paths_a = _resolve(pa.parent, ta.path.astype(str).to_numpy()[m.a])
-    paths_b = _resolve(pb.parent, tb.path.astype(str).to_numpy()[m.b])
-    _check_files(pa, paths_a)
-    _check_files(pb, paths_b)
-    xa = _read_column(paths_a, tower_a, f"{pa} path")
-    xb = _read_column(paths_b, tower_b, f"{pb} path")
-    targets, labels, classes = _targets(ta.iloc[m.a].reset_index(drop=True), set(cols))
-    objects = [f"{a}|{b}" for a, b in zip(ta.path.to_numpy()[m.a], tb.path.to_numpy()[m.b])]
-    return PairedData(xa, xb, objects, targets, labels, classes, excluded, names=(pa.stem, pb.stem))
+        raise TesseraError(f"--pairs {spec}: expected {MATCH}A,B (catalogue CSVs or cutout stores) with "
+                           "data.match_radius_arcsec set (--match-radius)")
+    sa, sb = match_side(parts[0]), match_side(parts[1])
+    # rows without a sky position (non-finite RA/Dec, e.g. cutouts of images without a WCS) cannot be matched
+    ok_a, ok_b = np.isfinite(sa.ra) & np.isfinite(sa.dec), np.isfinite(sb.ra) & np.isfinite(sb.dec)
+    excluded = [{"path": str(side.ids[i]), "reason": "no sky position"}
+                for side, ok in ((sa, ok_a), (sb, ok_b)) for i in np.flatnonzero(~ok)]
+    if not ok_a.any() or not ok_b.any():
+        raise TesseraError(f"--pairs {spec}: {sa.path if not ok_a.any() else sb.path} has no row with a sky position")
+    rows_a, rows_b = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    m = match_positions(sa.ra[rows_a], sa.dec[rows_a], sb.ra[rows_b], sb.dec[rows_b], radius)
+    a, b = rows_a[m.a], rows_b[m.b]
+    excluded += [{"path": str(sa.ids[i]), "reason": f"no {sb.name} row within {radius} arcsec"}
+                 for i in rows_a[m.unmatched_a]]
+    excluded += [{"path": str(sb.ids[i]), "reason": f"no {sa.name} row within {radius} arcsec"}
+                 for i in rows_b[m.unmatched_b]]
+    xa, xb = sa.read(a, tower_a), sb.read(b, tower_b)
+    targets, labels, classes = {}, None, None
+    if sa.table is not None:  # targets come from side a's catalogue
+        targets, labels, classes = _targets(sa.table.iloc[a].reset_index(drop=True), {"path", "ra_deg", "dec_deg"})
+    objects = [f"{i}|{j}" for i, j in zip(sa.ids[a], sb.ids[b])]
+    return PairedData(xa, xb, objects, targets, labels, classes, excluded, names=(sa.name, sb.name))
 
 
 def load_pairs(spec: str, tower_a, tower_b, common_field: bool = True, max_pairs: int | None = None,
