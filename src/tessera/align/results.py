@@ -82,6 +82,9 @@ def _space(za_tr, zb_tr, za_te, zb_te, train, test, names, cfg: AlignConfig) -> 
     out = {"cross_modal": cross,
            "zero_shot": {names[0]: zero_shot(za_tr, za_te, train, test, d.knn_k),
                          names[1]: zero_shot(zb_tr, zb_te, train, test, d.knn_k)}}
+    if train.targets:
+        out["few_shot"] = {names[0]: few_shot(za_tr, za_te, train, test, d.split_seed),
+                           names[1]: few_shot(zb_tr, zb_te, train, test, d.split_seed)}
     if test.labels is not None:
         out["in_modal"] = {n: label_precision(z, test.labels, d.ks, d.retrieval_center, 200)
                            for n, z in zip(names, (za_te, zb_te))}
