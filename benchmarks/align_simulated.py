@@ -15,7 +15,8 @@ Steps (all on CPU, tiny towers):
 6. supervised baselines on the same split and labels: a small CNN on the images and an MLP on the raw spectra.
 
 Prints one JSON object. Usage (about 5 CPU-minutes at the defaults):
-    OMP_NUM_THREADS=1 python benchmarks/align_simulated.py [--n 1500] [--steps 400] [--out DIR]
+    OMP_NUM_THREADS=1 python benchmarks/align_simulated.py [--n 1500] [--steps 400] [--trainable-blocks K]
+        [--seed S] [--out DIR]
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def main() -> int:
     parser.add_argument("--segment-width", type=int, default=8)
     parser.add_argument("--trainable-blocks", type=int, default=0)
     parser.add_argument("--cnn-epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0, help="simulation, split and training seed")
     parser.add_argument("--out", default=None, help="keep the simulated data and runs here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -116,14 +118,14 @@ def main() -> int:
     times = {}
 
     t = time.perf_counter()
-    pairs_csv = simulate_pairs(SimulatePairsConfig(n=args.n, seed=0), root / "sim", overwrite=True)
+    pairs_csv = simulate_pairs(SimulatePairsConfig(n=args.n, seed=args.seed), root / "sim", overwrite=True)
     times["simulate_s"] = time.perf_counter() - t
 
     overrides = ["a=random:vit_micro_patch8_32", f"b={root / 'spectrum_run' / 'model'}", f"pairs={pairs_csv}",
                  "head.dim=64", "head.hidden=64", "head.heads=4", f"train.max_steps={args.steps}",
                  "train.batch_size=64", "train.lr=1e-3", "train.warmup_fraction=0.05", "train.progress=false",
                  f"train.trainable_blocks={args.trainable_blocks}", "train.checkpoint_every=100000",
-                 "train.device=cpu"]
+                 "train.device=cpu", f"train.seed={args.seed}", f"data.split_seed={args.seed}"]
     # 3. the spectrum tower, pretrained on the alignment's training spectra only (the split is the aligner's own)
     t = time.perf_counter()
     cfg0 = resolve_config(AlignConfig, None, [o if not o.startswith("b=") else "b=random-spectrum:200"
@@ -131,11 +133,11 @@ def main() -> int:
     data, train_idx, held_idx = prepared_pairs(cfg0, build_model(cfg0))
     times["read_pairs_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     encoder = SpectrumEncoder(200, dim=64, depth=2, heads=4)
     losses = pretrain_spectra(encoder, data.xb[torch.as_tensor(train_idx)], root / "spectrum_run",
                               SpectrumPretrainConfig(steps=args.pretrain_steps, batch_size=64, lr=1e-3,
-                                                     width=args.segment_width))
+                                                     width=args.segment_width, seed=args.seed))
     times["spectrum_pretrain_s"] = time.perf_counter() - t
 
     # 5. alignment and its held-out evaluation
@@ -151,13 +153,14 @@ def main() -> int:
     t = time.perf_counter()
     y = np.stack([data.targets[k] for k in TARGETS], axis=1)
     tr, te = torch.as_tensor(train_idx), torch.as_tensor(held_idx)
-    cnn = supervised_cnn(data.xa[tr], y[train_idx], data.xa[te], args.cnn_epochs)
-    mlp = supervised_spectrum_mlp(data.xb[tr], y[train_idx], data.xb[te])
+    cnn = supervised_cnn(data.xa[tr], y[train_idx], data.xa[te], args.cnn_epochs, args.seed)
+    mlp = supervised_spectrum_mlp(data.xb[tr], y[train_idx], data.xb[te], args.seed)
     times["supervised_s"] = time.perf_counter() - t
 
     names = res["names"]
     report = {
-        "benchmark": "align_simulated", "n_pairs": len(data), "n_train": len(train_idx), "n_held_out": len(held_idx),
+        "benchmark": "align_simulated", "seed": args.seed, "n_pairs": len(data), "n_train": len(train_idx),
+        "n_held_out": len(held_idx),
         "towers": {"image": "random:vit_micro_patch8_32 (random init)",
                    "spectrum": f"SpectrumEncoder(200, dim=64, depth=2), {args.pretrain_steps} masked-modelling "
                                f"steps (6 x {args.segment_width} channels)"},
