@@ -89,4 +89,6 @@ def test_cli_writes_the_pairs(tmp_path, capsys):
     assert main(["simulate", "pairs", "--out", str(tmp_path / "p"), "--n", "3", "--seed", "2"]) == 0
     d = pd.read_csv(tmp_path / "p" / "pairs.csv")
     assert len(d) == 3 and list(d.columns[:2]) == ["path_a", "path_b"]
+    labels = pd.read_csv(tmp_path / "p" / "labels.csv")  # the images as tessera evaluate reads a labeled set
+    assert labels.path.tolist() == d.path_a.tolist() and labels.spectral_index.tolist() == d.spectral_index.tolist()
     assert "3 image/spectrum pairs" in capsys.readouterr().out

@@ -33,6 +33,8 @@ Curvature is q = -|N(0.02-0.03, 0.02)| in every class (convex spectra: ageing, o
 ``frequencies_mhz.csv``), the targets ``spectral_index`` (alpha), ``curvature`` (q), ``peak_freq_mhz`` (where the
 noiseless spectrum peaks, searched over 10 MHz-100 GHz), ``total_flux_jy`` (S_1400), ``angular_size_arcsec``
 (largest angular size of the image's source), ``label`` (morphology class) and ``spectral_class``.
+``labels.csv`` lists the images alone (``path,label`` + the targets) as ``tessera evaluate --data`` reads a labeled
+set (e.g. ``--protocol mlp --target spectral_index`` for an aligned image tower).
 ``images.csv`` and ``spectra.csv`` are two position catalogues (``path,ra_deg,dec_deg``) of the same sources, the
 spectra's positions offset by up to ``position_error_arcsec`` (for ``tessera align --pairs match:...``).
 Source i uses the random stream (seed, i): the same seed gives byte-identical files, and adding sources never
@@ -210,7 +212,7 @@ def simulate_pair(i: int, cfg: SimulatePairsConfig, nu_mhz: np.ndarray):
 
 def simulate_pairs(cfg: SimulatePairsConfig, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write ``cfg.n`` image/spectrum pairs under ``out_dir`` (images/, spectra/, frequencies_mhz.csv,
-    pairs.csv, images.csv, spectra.csv, config.yaml; module docstring); return the pairs.csv path."""
+    pairs.csv, labels.csv, images.csv, spectra.csv, config.yaml; module docstring); return the pairs.csv path."""
     cfg.validate()
     out = prepare_output_dir(out_dir, overwrite=overwrite)
     save_config(cfg, out)
@@ -230,7 +232,10 @@ def simulate_pairs(cfg: SimulatePairsConfig, out_dir: str | Path, overwrite: boo
     pd.DataFrame(cat_a).to_csv(out / "images.csv", index=False, float_format="%.10f")
     pd.DataFrame(cat_b).to_csv(out / "spectra.csv", index=False, float_format="%.10f")
     path = out / "pairs.csv"
-    pd.DataFrame(rows, columns=PAIR_COLUMNS).to_csv(path, index=False, float_format=CSV_FLOAT_FORMAT)
+    table = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    table.to_csv(path, index=False, float_format=CSV_FLOAT_FORMAT)
+    labels = table.drop(columns=["path_b"]).rename(columns={"path_a": "path"})
+    labels.to_csv(out / "labels.csv", index=False, float_format=CSV_FLOAT_FORMAT)
     return path
 
 
