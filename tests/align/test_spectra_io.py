@@ -68,6 +68,8 @@ def test_two_unnamed_csv_columns_are_x_and_flux(tmp_path):
     pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}).to_csv(tmp_path / "s.csv", index=False)
     t = read_spectrum_table(tmp_path / "s.csv")
     np.testing.assert_allclose(t.flux, [3.0, 4.0])
+    (tmp_path / "bare.csv").write_text("1.0,3.0\n2.0,4.0\n")  # no header line: both rows are channels
+    np.testing.assert_allclose(read_spectrum_table(tmp_path / "bare.csv").flux, [3.0, 4.0])
 
 
 def test_bad_tables_are_one_line_errors_naming_file_and_column(tmp_path):

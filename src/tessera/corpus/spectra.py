@@ -6,9 +6,10 @@ resampled onto one grid per store, with non-finite values marking missing channe
   ``nu``; wavelength: ``wave...``, ``lambda``, ``wl``, or SDSS's ``loglam`` = log10 wavelength), a flux column
   (a name starting ``flux``, or ``fnu``, ``flam``, ``f_nu``, ``f_lambda``, ``s``, ``sflux``), and optionally a
   flag column (``flag``, ``flags``, ``mask``, ``and_mask``, ``bad``: non-zero = flagged) or ``ivar`` (inverse
-  variance, <= 0 = flagged, as in SDSS spectra). A CSV of two unnamed columns is read as (x, flux). FITS tables are
-  read from their first table HDU, one row per channel or one row of array columns. Column units (FITS ``TUNIT``)
-  are converted to MHz (frequency) or Angstrom (wavelength) when present.
+  variance, <= 0 = flagged, as in SDSS spectra). A CSV of two other columns (or two columns without a header
+  line) is read as (x, flux). FITS tables are read from their first table HDU, one row per channel or one row of
+  array columns. Column units (FITS ``TUNIT``) are converted to MHz (frequency) or Angstrom (wavelength) when
+  present.
 - Flagged, non-finite and out-of-range channels become NaN; the encoder and the masked-modelling loss treat NaN as
   missing (:mod:`tessera.models.spectrum`).
 
@@ -100,11 +101,21 @@ def _to_canonical(path: Path, name: str, kind: str, values: np.ndarray, unit) ->
         raise TesseraError(f"{path}: column '{name}' has unit '{unit}', not a {kind} unit") from None
 
 
+def _is_number(text) -> bool:
+    try:
+        float(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _read_csv(path: Path) -> tuple[list[str], dict, dict]:
     import pandas as pd
 
     try:
         table = pd.read_csv(path)
+        if len(table.columns) and all(_is_number(c) for c in table.columns):
+            table = pd.read_csv(path, header=None)  # no header line: the first row is data
     except (ValueError, pd.errors.ParserError) as exc:
         raise TesseraError(f"{path}: not a readable CSV table ({exc})") from None
     return [str(c) for c in table.columns], {str(c): table[c].to_numpy() for c in table.columns}, {}
