@@ -97,3 +97,24 @@ def test_a_cutout_store_joins_a_spectrum_catalogue_on_the_manifest_positions(tmp
                                                  f"pairs=match:{tmp_path / 'store'},{sim / 'images.csv'}"])
     with pytest.raises(TesseraError, match="a cutout store holds images, but it feeds a spectrum tower"):
         prepared_pairs(swapped, build_model(swapped))
+
+
+def test_missing_files_on_either_side_are_reported_before_anything_is_read(tmp_path):
+    from tessera.align.config import AlignConfig
+    from tessera.align.trainer import build_model, prepared_pairs
+    from tessera.config import resolve_config
+
+    rows_a, rows_b = [], []
+    for i in range(6):
+        (tmp_path / f"a{i}.npy").write_bytes(b"not an array")  # reading side a first would fail differently
+        if i != 3:
+            np.save(tmp_path / f"b{i}.npy", np.zeros(40, np.float32))
+        rows_a.append({"path": f"a{i}.npy", "ra_deg": 10.0 + i, "dec_deg": 1.0})
+        rows_b.append({"path": f"b{i}.npy", "ra_deg": 10.0 + i, "dec_deg": 1.0})
+    pd.DataFrame(rows_a).to_csv(tmp_path / "A.csv", index=False)
+    pd.DataFrame(rows_b).to_csv(tmp_path / "B.csv", index=False)
+    cfg = resolve_config(AlignConfig, None, ["a=random:vit_micro_patch8_32", "b=random-spectrum:40",
+                                             f"pairs=match:{tmp_path / 'A.csv'},{tmp_path / 'B.csv'}",
+                                             "data.match_radius_arcsec=3", "head.dim=16", "head.hidden=16"])
+    with pytest.raises(TesseraError, match=r"B.csv: 1 listed file\(s\) do not exist: .*b3.npy"):
+        prepared_pairs(cfg, build_model(cfg))

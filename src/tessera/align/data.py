@@ -186,14 +186,23 @@ class MatchSide:
     def name(self) -> str:
         return self.path.stem if self.table is not None else self.path.name
 
+    def files(self, rows: np.ndarray) -> list[Path]:
+        """The catalogue's files of ``rows`` (none for a store)."""
+        if self.table is None:
+            return []
+        return _resolve(self.path.parent, self.table.path.astype(str).to_numpy()[rows])
+
+    def check(self, rows: np.ndarray, tower) -> None:
+        """Before any reading: every listed file exists (one error listing the missing), a store feeds images."""
+        if self.table is not None:
+            _check_files(self.path, self.files(rows))
+        elif tower.kind != "image":
+            raise TesseraError(f"{self.path}: a cutout store holds images, but it feeds a {tower.kind} tower")
+
     def read(self, rows: np.ndarray, tower) -> torch.Tensor:
         """The inputs of ``rows`` on ``tower``'s grid: files listed by a catalogue, or the store's cutouts."""
         if self.table is not None:
-            paths = _resolve(self.path.parent, self.table.path.astype(str).to_numpy()[rows])
-            _check_files(self.path, paths)
-            return _read_column(paths, tower, f"{self.path} path")
-        if tower.kind != "image":
-            raise TesseraError(f"{self.path}: a cutout store holds images, but it feeds a {tower.kind} tower")
+            return _read_column(self.files(rows), tower, f"{self.path} path")
         from tessera.corpus.store import CutoutStore
 
         store = CutoutStore(self.path)
@@ -238,6 +247,8 @@ def _matched(spec: str, tower_a, tower_b, radius: float | None) -> PairedData:
                  for i in rows_a[m.unmatched_a]]
     excluded += [{"path": str(sb.ids[i]), "reason": f"no {sa.name} row within {radius} arcsec"}
                  for i in rows_b[m.unmatched_b]]
+    sa.check(a, tower_a)
+    sb.check(b, tower_b)
     xa, xb = sa.read(a, tower_a), sb.read(b, tower_b)
     targets, labels, classes = {}, None, None
     if sa.table is not None:  # targets come from side a's catalogue
