@@ -95,6 +95,7 @@ def test_resume_is_exact_and_towers_load(tmp_path):
     cross = res["aligned"]["cross_modal"]["a->b"]
     assert cross["n_queries"] == res["n_held_out"] and 0 <= cross["recall@1"]["mean"] <= cross["recall@5"]["mean"]
     assert "r2" in res["aligned"]["zero_shot"]["a"]["alpha"]
+    assert set(res["aligned"]["few_shot"]) == {"a", "b"} and "r2" in res["aligned"]["few_shot"]["b"]["alpha"]
 
 
 def test_resume_with_another_config_is_refused(tmp_path):

@@ -61,3 +61,60 @@ def test_match_pairs_spec_joins_two_catalogues(tmp_path):
     assert [o.split("|")[1] for o in data.objects] == [f"b{i}.npy" for i in range(8)]
     assert sorted(e["path"] for e in data.excluded) == ["a8.npy", "a9.npy", "b8.npy", "b9.npy"]
     assert len(train) + len(held) == 8
+
+
+def test_a_cutout_store_joins_a_spectrum_catalogue_on_the_manifest_positions(tmp_path):
+    """match:STORE,spectra.csv: the store's manifest RA/Dec (from each image's WCS) against the catalogue's."""
+    from tessera.align.config import AlignConfig
+    from tessera.align.trainer import build_model, prepared_pairs
+    from tessera.config import resolve_config
+    from tessera.corpus.config import IngestConfig
+    from tessera.corpus.ingest import run_ingest
+    from tessera.simulate.pairs import SimulatePairsConfig, simulate_pairs
+
+    sim = tmp_path / "sim"
+    simulate_pairs(SimulatePairsConfig(n=10, seed=4), sim)
+    run_ingest(sorted(str(p) for p in (sim / "images").glob("*.fits")), tmp_path / "store",
+               IngestConfig(tile=64, min_tile=64), progress=False)
+    spectra = pd.read_csv(sim / "spectra.csv")
+    spectra.loc[[2, 7], "ra_deg"] += 30.0 / 3600 / np.cos(np.radians(spectra.dec_deg[[2, 7]]))  # 30" away
+    spectra.to_csv(sim / "spectra.csv", index=False)
+    overrides = ["a=random:vit_micro_patch8_32", "b=random-spectrum:200", "head.dim=16", "head.hidden=16",
+                 f"pairs=match:{tmp_path / 'store'},{sim / 'spectra.csv'}", "data.match_radius_arcsec=3"]
+    cfg = resolve_config(AlignConfig, None, overrides)
+    data, _, _ = prepared_pairs(cfg, build_model(cfg))
+    assert len(data) == 8 and tuple(data.xa.shape) == (8, 1, 32, 32) and tuple(data.xb.shape) == (8, 1, 200)
+    kept = [int(o.split("|")[1].split("_")[1][:5]) for o in data.objects]
+    assert kept == [0, 1, 3, 4, 5, 6, 8, 9]
+    # each image is paired with its own spectrum: the store row names the FITS file it was cut from
+    assert all(o.split("|")[0].split("/")[-1].split(".")[0] == o.split("|")[1].split("/")[-1].split(".")[0]
+               for o in data.objects)
+    reported = sorted(e["path"] for e in data.excluded)
+    assert len(reported) == 4 and {"spectra/src_00002.npy", "spectra/src_00007.npy"} <= set(reported)
+    # a store cannot feed the spectrum tower
+    swapped = resolve_config(AlignConfig, None, ["a=random-spectrum:200", "b=random:vit_micro_patch8_32",
+                                                 "head.dim=16", "head.hidden=16", "data.match_radius_arcsec=3",
+                                                 f"pairs=match:{tmp_path / 'store'},{sim / 'images.csv'}"])
+    with pytest.raises(TesseraError, match="a cutout store holds images, but it feeds a spectrum tower"):
+        prepared_pairs(swapped, build_model(swapped))
+
+
+def test_missing_files_on_either_side_are_reported_before_anything_is_read(tmp_path):
+    from tessera.align.config import AlignConfig
+    from tessera.align.trainer import build_model, prepared_pairs
+    from tessera.config import resolve_config
+
+    rows_a, rows_b = [], []
+    for i in range(6):
+        (tmp_path / f"a{i}.npy").write_bytes(b"not an array")  # reading side a first would fail differently
+        if i != 3:
+            np.save(tmp_path / f"b{i}.npy", np.zeros(40, np.float32))
+        rows_a.append({"path": f"a{i}.npy", "ra_deg": 10.0 + i, "dec_deg": 1.0})
+        rows_b.append({"path": f"b{i}.npy", "ra_deg": 10.0 + i, "dec_deg": 1.0})
+    pd.DataFrame(rows_a).to_csv(tmp_path / "A.csv", index=False)
+    pd.DataFrame(rows_b).to_csv(tmp_path / "B.csv", index=False)
+    cfg = resolve_config(AlignConfig, None, ["a=random:vit_micro_patch8_32", "b=random-spectrum:40",
+                                             f"pairs=match:{tmp_path / 'A.csv'},{tmp_path / 'B.csv'}",
+                                             "data.match_radius_arcsec=3", "head.dim=16", "head.hidden=16"])
+    with pytest.raises(TesseraError, match=r"B.csv: 1 listed file\(s\) do not exist: .*b3.npy"):
+        prepared_pairs(cfg, build_model(cfg))

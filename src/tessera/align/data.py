@@ -5,15 +5,17 @@ Specs (``--pairs``):
 - ``frdeep-pairs:PATH``: FR-DEEP's FIRST (tower a) and NVSS (tower b) images of the same objects, through the
   evaluation issue's loader (:func:`tessera.evaluate.pairs.load_frdeep_pairs`: both cut to their common sky field
   by default, ``data.common_field``), FRI/FRII as the class target;
-- ``match:CSV_A,CSV_B``: two catalogues ``path,ra_deg,dec_deg[,targets...]`` joined on sky position within
-  ``data.match_radius_arcsec`` (:func:`match_positions`); unmatched rows are listed in ``excluded`` (and in
-  RUN/split.json); targets come from CSV_A;
+- ``match:A,B``: two stores joined on sky position within ``data.match_radius_arcsec`` (``--match-radius``,
+  :func:`match_positions`), each a catalogue CSV ``path,ra_deg,dec_deg[,targets...]`` or a CutoutStore directory
+  (the manifest's ``ra``/``dec``, DESIGN §3.2); unmatched rows and rows without a sky position are listed in
+  ``excluded`` (and in RUN/split.json); targets come from A when it is a catalogue;
 - a CSV ``path_a,path_b[,targets...]`` (paths relative to the CSV): each column is read as its tower's input kind,
   images as ``tessera evaluate`` reads labeled images (ZScale to [0, 1], DESIGN §3.1), spectra from ``.npy``
-  (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or ``.csv`` (two columns, x = wavelength or
-  frequency, flux; resampled linearly onto one grid per column: L points spanning all files' x range, log-spaced
-  when x > 0, NaN outside a file's own range). Numeric extra columns are regression targets, a ``label`` column
-  a class target.
+  (``(L,)`` or ``(C, L)`` on the tower's grid, NaN = missing channel) or CSV/FITS tables of flux against frequency
+  or wavelength with optional flags (:mod:`tessera.corpus.spectra`: resampled linearly onto one grid per column,
+  L points spanning all files' x range, log-spaced when x > 0, NaN outside a file's own range and at flagged
+  channels). Numeric extra columns are regression targets, the ``label`` column (else the one text column) the
+  class target; other text columns are kept out of both.
 
 Missing files are one error listing them, before anything is read.
 """
@@ -90,39 +92,16 @@ def _frdeep(spec: str, tower_a, tower_b, common_field: bool, max_pairs: int | No
                       list(data.train.classes), data.excluded, names=tuple(data.survey_names))
 
 
-def log_or_linear_grid(lo: float, hi: float, n: int) -> np.ndarray:
-    return np.geomspace(lo, hi, n) if lo > 0 else np.linspace(lo, hi, n)
-
-
 def read_spectra(paths: list[Path], length: int, channels: int, where: str) -> torch.Tensor:
-    """Spectra files -> (N, C, L) float32 on one grid (module docstring); NaN = missing or flagged channel."""
-    tables, arrays = {}, {}
-    for p in paths:
-        if p.suffix.lower() == ".npy":
-            a = np.load(p).astype(np.float32)
-            arrays[p] = a[None] if a.ndim == 1 else a
-        elif p.suffix.lower() == ".csv":
-            t = pd.read_csv(p).to_numpy(dtype=np.float64)
-            if t.ndim != 2 or t.shape[1] < 2:
-                raise TesseraError(f"{p}: a spectrum CSV needs two columns (x, flux)")
-            tables[p] = t[np.argsort(t[:, 0])]
-        else:
-            raise TesseraError(f"{p}: spectra are read from .npy or .csv (x, flux) files")
-    if tables:
-        lo = min(float(t[0, 0]) for t in tables.values())
-        hi = max(float(t[-1, 0]) for t in tables.values())
-        grid = log_or_linear_grid(lo, hi, length)
-        for p, t in tables.items():
-            flux = np.interp(grid, t[:, 0], t[:, 1], left=np.nan, right=np.nan)
-            arrays[p] = flux[None].astype(np.float32)
-    out = []
-    for p in paths:
-        a = arrays[p]
+    """Spectra files -> (N, C, L) float32 on one grid (:mod:`tessera.corpus.spectra`); NaN = missing channel."""
+    from tessera.corpus.spectra import read_spectra_files
+
+    arrays, _ = read_spectra_files(paths, length, where)
+    for p, a in zip(paths, arrays):
         if a.shape != (channels, length):
             raise TesseraError(f"{where} feeds a spectrum tower: {p} has shape {a.shape}, the tower takes "
                                f"({channels}, {length})")
-        out.append(torch.from_numpy(a))
-    return torch.stack(out)
+    return torch.from_numpy(np.stack(arrays))
 
 
 def _read_column(paths: list[Path], tower, where: str) -> torch.Tensor:
@@ -149,16 +128,19 @@ def _check_files(where: Path, paths: list[Path]) -> None:
 
 
 def _targets(table: pd.DataFrame, skip: set[str]):
-    """Numeric columns -> regression targets; ``label`` (or any text column) -> the class target."""
+    """Numeric columns -> regression targets; ``label`` (else the only text column) -> the class target. Further
+    text columns (e.g. a second classification) are neither."""
     targets, labels, classes = {}, None, None
+    text = [c for c in table.columns if c not in skip and (c == "label" or not pd.api.types.is_numeric_dtype(table[c]))]
+    class_col = "label" if "label" in text else (text[0] if len(text) == 1 else None)
     for col in table.columns:
-        if col in skip:
+        if col in skip or col in text:
             continue
-        if col == "label" or not pd.api.types.is_numeric_dtype(table[col]):
-            classes = sorted(table[col].astype(str).unique())
-            labels = np.asarray([classes.index(v) for v in table[col].astype(str)], dtype=np.int64)
-        else:
-            targets[str(col)] = table[col].to_numpy(dtype=np.float64)
+        targets[str(col)] = table[col].to_numpy(dtype=np.float64)
+    if class_col is not None:
+        values = table[class_col].astype(str)
+        classes = sorted(values.unique())
+        labels = np.asarray([classes.index(v) for v in values], dtype=np.int64)
     return targets, labels, classes
 
 
@@ -188,24 +170,91 @@ def _csv(spec: str, tower_a, tower_b) -> PairedData:
     return PairedData(xa, xb, objects, targets, labels, classes)
 
 
+@dataclass
+class MatchSide:
+    """One side of ``match:A,B``: a catalogue CSV (path,ra_deg,dec_deg[,targets]) or a CutoutStore directory
+    (its manifest's ra/dec: DESIGN §3.2's provenance). ``ids`` (n,) names each row in reports; ``table`` holds the
+    catalogue's rows (targets), None for a store."""
+
+    path: Path
+    ids: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    table: pd.DataFrame | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.table is not None else self.path.name
+
+    def files(self, rows: np.ndarray) -> list[Path]:
+        """The catalogue's files of ``rows`` (none for a store)."""
+        if self.table is None:
+            return []
+        return _resolve(self.path.parent, self.table.path.astype(str).to_numpy()[rows])
+
+    def check(self, rows: np.ndarray, tower) -> None:
+        """Before any reading: every listed file exists (one error listing the missing), a store feeds images."""
+        if self.table is not None:
+            _check_files(self.path, self.files(rows))
+        elif tower.kind != "image":
+            raise TesseraError(f"{self.path}: a cutout store holds images, but it feeds a {tower.kind} tower")
+
+    def read(self, rows: np.ndarray, tower) -> torch.Tensor:
+        """The inputs of ``rows`` on ``tower``'s grid: files listed by a catalogue, or the store's cutouts."""
+        if self.table is not None:
+            return _read_column(self.files(rows), tower, f"{self.path} path")
+        from tessera.corpus.store import CutoutStore
+
+        store = CutoutStore(self.path)
+        return resize_images([store.get_array(int(i)) for i in rows], tower.image_size, str(self.path))
+
+
+def match_side(text: str) -> MatchSide:
+    """A catalogue CSV or a CutoutStore directory, by what ``text`` names."""
+    path = Path(text)
+    if path.is_dir():
+        from tessera.corpus.layout import MANIFEST
+
+        if not (path / MANIFEST).is_file():
+            raise TesseraError(f"--pairs match: {path}: a directory but not a cutout store (no {MANIFEST})")
+        manifest = pd.read_parquet(path / MANIFEST)
+        for col in ("ra", "dec"):
+            if col not in manifest.columns:
+                raise TesseraError(f"{path / MANIFEST}: no '{col}' column (cutouts without a WCS have no position)")
+        ids = np.asarray([f"{src}#{i}" for i, src in enumerate(manifest.get("path", manifest.index).astype(str))])
+        return MatchSide(path, ids, manifest.ra.to_numpy(float), manifest.dec.to_numpy(float))
+    table = _read_table(path, ("path", "ra_deg", "dec_deg"))
+    return MatchSide(path, table.path.astype(str).to_numpy(), table.ra_deg.to_numpy(float),
+                     table.dec_deg.to_numpy(float), table)
+
+
 def _matched(spec: str, tower_a, tower_b, radius: float | None) -> PairedData:
     parts = spec[len(MATCH):].split(",")
     if len(parts) != 2 or radius is None:
-        raise TesseraError(f"--pairs {spec}: expected {MATCH}CSV_A,CSV_B with data.match_radius_arcsec set")
-    cols = ("path", "ra_deg", "dec_deg")
-    (pa, ta), (pb, tb) = ((Path(p), _read_table(Path(p), cols)) for p in parts)
-    m = match_positions(ta.ra_deg, ta.dec_deg, tb.ra_deg, tb.dec_deg, radius)
-    excluded = [{"path": str(ta.path[i]), "reason": f"no {pb.name} row within {radius} arcsec"} for i in m.unmatched_a]
-    excluded += [{"path": str(tb.path[i]), "reason": f"no {pa.name} row within {radius} arcsec"} for i in m.unmatched_b]
-    paths_a = _resolve(pa.parent, ta.path.astype(str).to_numpy()[m.a])
-    paths_b = _resolve(pb.parent, tb.path.astype(str).to_numpy()[m.b])
-    _check_files(pa, paths_a)
-    _check_files(pb, paths_b)
-    xa = _read_column(paths_a, tower_a, f"{pa} path")
-    xb = _read_column(paths_b, tower_b, f"{pb} path")
-    targets, labels, classes = _targets(ta.iloc[m.a].reset_index(drop=True), set(cols))
-    objects = [f"{a}|{b}" for a, b in zip(ta.path.to_numpy()[m.a], tb.path.to_numpy()[m.b])]
-    return PairedData(xa, xb, objects, targets, labels, classes, excluded, names=(pa.stem, pb.stem))
+        raise TesseraError(f"--pairs {spec}: expected {MATCH}A,B (catalogue CSVs or cutout stores) with "
+                           "data.match_radius_arcsec set (--match-radius)")
+    sa, sb = match_side(parts[0]), match_side(parts[1])
+    # rows without a sky position (non-finite RA/Dec, e.g. cutouts of images without a WCS) cannot be matched
+    ok_a, ok_b = np.isfinite(sa.ra) & np.isfinite(sa.dec), np.isfinite(sb.ra) & np.isfinite(sb.dec)
+    excluded = [{"path": str(side.ids[i]), "reason": "no sky position"}
+                for side, ok in ((sa, ok_a), (sb, ok_b)) for i in np.flatnonzero(~ok)]
+    if not ok_a.any() or not ok_b.any():
+        raise TesseraError(f"--pairs {spec}: {sa.path if not ok_a.any() else sb.path} has no row with a sky position")
+    rows_a, rows_b = np.flatnonzero(ok_a), np.flatnonzero(ok_b)
+    m = match_positions(sa.ra[rows_a], sa.dec[rows_a], sb.ra[rows_b], sb.dec[rows_b], radius)
+    a, b = rows_a[m.a], rows_b[m.b]
+    excluded += [{"path": str(sa.ids[i]), "reason": f"no {sb.name} row within {radius} arcsec"}
+                 for i in rows_a[m.unmatched_a]]
+    excluded += [{"path": str(sb.ids[i]), "reason": f"no {sa.name} row within {radius} arcsec"}
+                 for i in rows_b[m.unmatched_b]]
+    sa.check(a, tower_a)
+    sb.check(b, tower_b)
+    xa, xb = sa.read(a, tower_a), sb.read(b, tower_b)
+    targets, labels, classes = {}, None, None
+    if sa.table is not None:  # targets come from side a's catalogue
+        targets, labels, classes = _targets(sa.table.iloc[a].reset_index(drop=True), {"path", "ra_deg", "dec_deg"})
+    objects = [f"{i}|{j}" for i, j in zip(sa.ids[a], sb.ids[b])]
+    return PairedData(xa, xb, objects, targets, labels, classes, excluded, names=(sa.name, sb.name))
 
 
 def load_pairs(spec: str, tower_a, tower_b, common_field: bool = True, max_pairs: int | None = None,

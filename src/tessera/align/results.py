@@ -6,7 +6,8 @@
   (the run's step-0 model, rebuilt from its seed), (3) the aligned towers;
 - in-modal retrieval: label precision@k within each tower's held-out embeddings when a class target exists;
 - zero-shot k-NN (seed 003 §6.1: k = 16): each target of the held-out pairs predicted from the training pairs'
-  embeddings (``tessera.evaluate.knn``), R² per target and embedding; the class target as k-NN accuracy.
+  embeddings (``tessera.evaluate.knn``), R² per target and embedding; the class target as k-NN accuracy;
+- few-shot MLP (seed 003 §6: one hidden layer of 32, ``tessera.evaluate.mlp``) on the same split, R² per target.
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def zero_shot(train_z: np.ndarray, test_z: np.ndarray, data_train, data_test, k:
     return out
 
 
+def few_shot(train_z: np.ndarray, test_z: np.ndarray, data_train, data_test, seed: int = 0) -> dict:
+    """R² and MAE of each regression target from a width-32 MLP on the embeddings (seed 003 §6)."""
+    from tessera.evaluate.metrics import regression_metrics
+    from tessera.evaluate.mlp import mlp_regress
+
+    return {name: regression_metrics(data_test.targets[name], mlp_regress(train_z, y, test_z, seed=seed))
+            for name, y in data_train.targets.items()}
+
+
 def _space(za_tr, zb_tr, za_te, zb_te, train, test, names, cfg: AlignConfig) -> dict:
     from tessera.evaluate.retrieval import label_precision
 
@@ -72,6 +82,9 @@ def _space(za_tr, zb_tr, za_te, zb_te, train, test, names, cfg: AlignConfig) -> 
     out = {"cross_modal": cross,
            "zero_shot": {names[0]: zero_shot(za_tr, za_te, train, test, d.knn_k),
                          names[1]: zero_shot(zb_tr, zb_te, train, test, d.knn_k)}}
+    if train.targets:
+        out["few_shot"] = {names[0]: few_shot(za_tr, za_te, train, test, d.split_seed),
+                           names[1]: few_shot(zb_tr, zb_te, train, test, d.split_seed)}
     if test.labels is not None:
         out["in_modal"] = {n: label_precision(z, test.labels, d.ks, d.retrieval_center, 200)
                            for n, z in zip(names, (za_te, zb_te))}

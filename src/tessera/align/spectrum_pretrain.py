@@ -5,10 +5,27 @@ hidden (set missing, so the encoder sees them as it sees flagged channels: zero 
 decoder maps each patch token back to its 20 channels, overlapping patches are averaged per channel, and the loss
 is the MSE on the hidden channels that were valid (a flagged channel is never a target).
 
-Why not an objective of ``tessera pretrain``: the engine reads a CutoutStore of images through view generators;
-a spectrum store and 1-D views do not exist yet. This small loop reuses the engine's AdamW/cosine and checkpoint
-helpers and writes RUN/model/ with :func:`tessera.models.spectrum.export_spectrum`, which ``tessera align --b RUN``
-reads.
+Why not an objective of ``tessera pretrain`` (yet): the engine trains on a CutoutStore of images through view
+generators, and making it take spectra is a structural change of several packages, not a registry line:
+
+1. a spectrum store (``corpus``): shards of ``(C, L)`` float32 on one grid with NaN = missing, the grid saved
+   with it, a manifest with provenance and RA/Dec (``corpus/spectra.py`` reads the files; nothing writes a
+   store), and an ingest entry point for it;
+2. ``train/run.py``: ``Run.open`` opens only ``CutoutStore``; ``config_for_corpus`` and ``Run.export`` assume a
+   ViT (``model.in_channels``, ``export_model``); a spectrum run needs its model section (length, width,
+   stride, dim, depth) and ``export_spectrum``;
+3. ``train/loader.py``: ``read_cutouts`` turns a 2-D array into ``(1, H, W)``, so a ``(C, L)`` spectrum would
+   become ``(1, C, L)``; the store must say its array rank;
+4. ``views``: ``views_from_pool`` needs a generator returning ``.views`` / ``.nonempty``; a 1-D generator
+   (the spectra themselves plus segment masks drawn from the step's generator; "empty" = no valid channel);
+5. ``models``: ``build_pretrain_model`` builds only image encoders; the objective would build
+   :class:`SpectrumMaskedModel` itself, and the collapse monitor's ``encoder(views[:, 0]).readout`` then works
+   on ``(B, V, C, L)`` views;
+6. the objective (``objectives/spectrum.py``): settings (segments, width, batch size, grad clip), ``step`` =
+   :func:`masked_loss` with the mask from ``ctx.generator``, registered in ``objectives/registry.py``.
+
+Until then this small loop reuses the engine's AdamW/cosine and checkpoint helpers and writes RUN/model/ with
+:func:`tessera.models.spectrum.export_spectrum`, which ``tessera align --b RUN/model`` reads.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 shared space, trained with a symmetric InfoNCE (fixed logit scale 15.5); backbones frozen unless
 train.trainable_blocks=K. Towers: any encoder ref (run dir, export, HF id, random:NAME) or a spectrum tower
 (an exported spectrum encoder, random-spectrum:L). Pairs: frdeep-pairs:PATH (FIRST = a, NVSS = b) or a CSV of
-path_a,path_b[,targets...], or match:A.csv,B.csv (path,ra_deg,dec_deg catalogues joined within --match-radius
-arcsec; unmatched rows are listed in RUN/split.json). Works under `torchrun --nproc_per_node N` (negatives
-gathered across processes).
+path_a,path_b[,targets...], or match:A,B (each a path,ra_deg,dec_deg catalogue CSV or a CutoutStore directory
+with RA/Dec in its manifest, joined within --match-radius arcsec; unmatched rows are counted and listed in
+RUN/split.json). Works under `torchrun --nproc_per_node N` (negatives gathered across processes).
 
 After training, RUN/results.json holds cross-modal recall@k and median rank, in-modal precision@k and zero-shot
 k-NN results on the pairs held out of the alignment (data.holdout_fraction), for the unaligned towers, the
@@ -25,7 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--b", required=True, metavar="REF_B", help="tower b's encoder ref")
     parser.add_argument("--pairs", required=True, metavar="PAIRS", help="frdeep-pairs:PATH or a CSV path_a,path_b,...")
     parser.add_argument("--match-radius", type=float, default=None, metavar="ARCSEC",
-                        help="for --pairs match:A.csv,B.csv: join the catalogues' ra_deg/dec_deg within this radius")
+                        help="for --pairs match:A,B: join the catalogues' ra_deg/dec_deg or the stores' "
+                        "manifest ra/dec within this radius")
     parser.add_argument("--out", required=True, metavar="RUN", help="the run directory to write")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue RUN exactly from its latest checkpoint")
@@ -50,6 +51,9 @@ def run(args) -> int:
     run_dir = align(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") != "0":
         return 0
+    excluded = json.loads((run_dir / "split.json").read_text()).get("excluded", [])
+    if excluded:  # unmatched rows of a position join, FR-DEEP objects without a partner image
+        print(f"{len(excluded)} row(s) left unpaired, listed with their reason in {run_dir / 'split.json'}")
     if not args.no_eval:
         results = alignment_results(run_dir)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))

@@ -1,6 +1,6 @@
 """Transfer evaluation under stratified K-fold CV (seed 000 §9): strict linear probe, converged logistic probe,
-fine-tuning, k-NN, ridge (regression), retrieval, segmentation (dense probe on patch tokens; needs a mask column);
-layer sweeps, label efficiency, dense-feature diagnostics.
+fine-tuning, k-NN, ridge (regression), mlp (few-shot regression, seed 003 §6), retrieval, segmentation (dense
+probe on patch tokens; needs a mask column); layer sweeps, label efficiency, dense-feature diagnostics.
 
 --data is a CSV (path,label; paths relative to it), a folder of class folders, or a benchmark spec:
 first:PATH, frdeep:PATH, frdeep-cross:PATH (train FIRST, test NVSS of held-out objects), frdeep-pairs:PATH
@@ -15,7 +15,7 @@ import sys
 
 from tessera.commands._common import add_config_arguments, positive_int
 
-PROTOCOL_CHOICES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation")
+PROTOCOL_CHOICES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation", "mlp")
 
 
 def add_arguments(parser) -> None:
@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", choices=["all"], default=None,
                         help="'all': every block from one feature extraction; plots the metric against depth")
     parser.add_argument("--target", default=None, metavar="COLUMN",
-                        help="regression on this metadata column (knn, ridge: R2 and MAE); never inferred")
+                        help="regression on this metadata column (knn, ridge, mlp: R2 and MAE); never inferred")
     parser.add_argument("--label-efficiency", action="store_true",
                         help="logistic and knn with 5/10/25/50/all labels per class (label_efficiency.md/.png)")
     parser.add_argument("--diagnostics", action="store_true",

@@ -6,10 +6,12 @@
                                                                                LR/HR pairs under sr/, labels.csv
   tessera simulate lineart --out DIR [--sheets N] [--seed S]                   construction sheets (PDF + PNG),
                                                                                wall masks, labeled tiles + labels.csv
+  tessera simulate pairs --out DIR [--n N] [--size PX] [--seed S]             radio images + radio spectra of the
+                                                                               same sources, truth in pairs.csv
 
 Config precedence (later wins): dataclass defaults -> --config PRESET_OR_YAML (section simulate_radio /
-simulate_morphology / simulate_lensing / simulate_lineart) -> the flags --mosaics/--per-class/--sheets/--size/--seed
--> trailing key=value overrides.
+simulate_morphology / simulate_lensing / simulate_lineart / simulate_pairs) -> the flags
+--mosaics/--per-class/--sheets/--n/--size/--seed -> trailing key=value overrides.
 The same seed gives byte-identical files.
 """
 
@@ -71,6 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     line.add_argument("--sheets", type=positive_int, metavar="N", help="number of sheets (config key: sheets)")
     _add_common(line, "simulate_lineart", size=False)
+    pairs = sub.add_parser(
+        "pairs",
+        help="paired radio images and radio spectra (flat/steep/peaked, physically coupled) with pairs.csv",
+        description="Write N simulated radio sources as an image (FITS) and a radio spectrum (NPY, 100 MHz-10 GHz) "
+        "each, pairs.csv (path_a,path_b, spectral_index, curvature, peak_freq_mhz, total_flux_jy, "
+        "angular_size_arcsec, label, spectral_class) and images.csv/spectra.csv position catalogues.",
+    )
+    pairs.add_argument("--n", type=positive_int, metavar="N", help="number of sources (config key: n)")
+    _add_common(pairs, "simulate_pairs")
 
 
 def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]:
@@ -86,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_lensing(args)
     if args.kind == "lineart":
         return _run_lineart(args)
+    if args.kind == "pairs":
+        return _run_pairs(args)
     if args.kind == "radio":
         flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
         cfg = resolve_config(SimulateRadioConfig, args.config, flags + list(args.overrides), section="simulate_radio")
@@ -125,4 +138,16 @@ def _run_lineart(args: argparse.Namespace) -> int:
     labels = simulate_lineart(cfg, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
+    return 0
+
+
+def _run_pairs(args: argparse.Namespace) -> int:
+    from tessera.config import resolve_config
+    from tessera.simulate.pairs import SimulatePairsConfig, simulate_pairs
+
+    flags = _flag_overrides(args, {"n": "n", "size": "size", "seed": "seed"})
+    cfg = resolve_config(SimulatePairsConfig, args.config, flags + list(args.overrides), section="simulate_pairs")
+    path = simulate_pairs(cfg, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(f"wrote {cfg.n} image/spectrum pairs and {path}")
     return 0

@@ -91,15 +91,15 @@ class Protocol:
 
 def protocols() -> dict[str, Protocol]:
     """Every registered protocol by name (imported lazily: protocol modules pull in torch and scikit-learn)."""
-    from tessera.evaluate import finetune, knn, linear, logistic, retrieval, ridge, segmentation
+    from tessera.evaluate import finetune, knn, linear, logistic, mlp, retrieval, ridge, segmentation
 
     found = [linear.PROTOCOL, logistic.PROTOCOL, knn.PROTOCOL, finetune.PROTOCOL, ridge.PROTOCOL, retrieval.PROTOCOL,
-             segmentation.PROTOCOL]
+             segmentation.PROTOCOL, mlp.PROTOCOL]
     return {p.name: p for p in found}
 
 
 # the CLI's choices, in this order
-PROTOCOL_NAMES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation")
+PROTOCOL_NAMES = ("linear", "logistic", "knn", "finetune", "ridge", "retrieval", "segmentation", "mlp")
 
 
 def get_protocol(name: str) -> Protocol:
