@@ -78,7 +78,7 @@ def learnability(root: Path, args, overrides: list[str]) -> dict:
                 str(args.seed), "--quiet", *overrides]
     evaluate = ["evaluate", "--model", f"scratch=random:{args.model}", "--data", str(data / "labels.csv"),
                 "--out", str(out), "--protocol", "finetune", f"folds={args.folds}", "progress=false",
-                f"finetune.epochs={args.epochs}", *SUPERVISED]
+                f"finetune.epochs={args.epochs}", f"stretch={args.stretch}", *SUPERVISED, *args.eval]
     t0 = time.perf_counter()
     tessera(simulate)
     t1 = time.perf_counter()
@@ -102,13 +102,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stretch", default="minmax", choices=("minmax", "zscale"),
+                        help="evaluate's per-image normalization (ZScale saturates the ring: see corpus.normalize)")
+    parser.add_argument("--eval", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra `tessera evaluate` overrides (repeatable)")
     parser.add_argument("--signal-lenses", type=int, default=40, help="matched lenses for the signal diagnostic")
     parser.add_argument("--skip-train", action="store_true", help="only the signal diagnostic")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
 
     start = time.perf_counter()
-    report = {"overrides": args.overrides, "target_roc_auc": list(TARGET),
+    report = {"overrides": args.overrides, "stretch": args.stretch, "target_roc_auc": list(TARGET),
               "signal": signal_summary(args.overrides, args.signal_lenses)}
     if not args.skip_train:
         with tempfile.TemporaryDirectory() as tmp:
