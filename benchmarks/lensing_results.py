@@ -135,6 +135,8 @@ def plot_auc_vs_mask_ratio(points: list[dict], path: str | Path, baseline: dict 
 
 def part_pretrain(root: Path, args, timer: Timer) -> Path:
     sim, store, run_dir = root / "sim", root / "store", root / "pretrain"
+    if args.reuse and (run_dir / "model").is_dir():  # another invocation on the same --keep made them
+        return run_dir
     with timer.part("simulate") as log:
         run(["simulate", "lensing", "--out", str(sim), "--per-class", str(args.per_class), "--seed", str(args.seed),
              "--quiet", *args.sim], log)
@@ -168,7 +170,7 @@ def part_superres(root: Path, run_dir: Path, args, timer: Timer) -> dict:
     with timer.part("superres") as log:
         table = run(["superres", "--model", f"pretrained={run_dir}", "--model", f"scratch=random:{PRESET}",
                      "--data", str(root / "sim"), "--out", str(out), f"epochs={args.sr_epochs}",
-                     f"modes=[{','.join(args.sr_modes)}]"], log)
+                     f"width={args.sr_width}", f"modes=[{','.join(args.sr_modes)}]"], log)
     result = json.loads((out / "results.json").read_text())
     rows = [{"model": r["model"], "mode": r["mode"], "ssim": round(r["ssim"]["mean"], 4),
              "ssim_std": round(r["ssim"]["std"], 4), "psnr": round(r["psnr"]["mean"], 2),
@@ -208,11 +210,14 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10, help="fine-tune epochs (both arms)")
     parser.add_argument("--sr-epochs", type=int, default=10)
+    parser.add_argument("--sr-width", type=int, default=32, help="channels of the SR head's conv blocks")
     parser.add_argument("--sr-modes", nargs="+", default=["frozen"], choices=("frozen", "finetune"))
     parser.add_argument("--sweep-steps", type=int, default=150, help="MAE steps per mask ratio in the sweep")
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--sim", nargs="*", default=[], metavar="KEY=VALUE", help="simulator overrides")
     parser.add_argument("--keep", type=Path, default=None, help="work here (kept) instead of a temporary directory")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse its simulated set and pretrained run (parts in separate processes)")
     parser.add_argument("--out", type=Path, required=True, help="write the JSON here")
     args = parser.parse_args()
 
