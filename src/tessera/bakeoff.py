@@ -38,6 +38,7 @@ from tessera.errors import ConfigError, TesseraError
 
 DEFAULT_RECIPES = ("mae-small", "contrastive-small", "two-stage", "byol", "dino", "byol-resnet")
 HEADLINE_METRIC = "macro_f1"
+REPORTED_METRICS = ("roc_auc",)  # shown beside the headline where every fold has them; never used for ranking
 # Variants of an evaluation protocol: name -> (protocol, EvalConfig overrides).
 PROTOCOL_VARIANTS = {"knn-std": ("knn", ["knn.standardize=true"]), "linear-std": ("linear",
     ["linear.standardize=true"])}
@@ -378,10 +379,20 @@ def evaluate_models(models: dict[str, Any], data_spec: str, cfg: BakeoffConfig, 
                 per_fold += [dict(f, repeat=repeat) for f in result["per_fold"]]
             values = [f[HEADLINE_METRIC] for f in per_fold]
             rows.append({"data": data_spec, "model": name, "protocol": variant, "per_fold": per_fold,
-                         HEADLINE_METRIC: {"mean": float(np.mean(values)), "std": float(np.std(values))},
-                         "eval_seconds": seconds})
+                         **fold_summary(per_fold), "eval_seconds": seconds})
             log(f"  {data_spec} / {name} / {variant}: {np.mean(values):.3f} ± {np.std(values):.3f}")
     return rows
+
+
+def fold_summary(per_fold: list[dict]) -> dict:
+    """Mean and std over all folds of the headline metric and of every REPORTED_METRICS entry that every fold has
+    (ROC AUC exists where the protocol gives class scores: issue 16's lensing classes are ranked by it)."""
+    out = {}
+    for metric in (HEADLINE_METRIC, *REPORTED_METRICS):
+        values = [f.get(metric) for f in per_fold]
+        if values and all(v is not None for v in values):
+            out[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    return out
 
 
 def _named(encoder, name: str):

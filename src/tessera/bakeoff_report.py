@@ -27,9 +27,11 @@ def ranked_table(result: dict, data: str) -> str:
     order = [t["model"] for t in result["ranking"]]
     baselines = sorted({r["model"] for r in rows} - set(order))
     index = {(r["model"], r["protocol"]): r for r in rows}
+    # ROC AUC beside macro-F1 for a protocol whose rows carry it (class scores: logistic, k-NN, fine-tune)
+    with_auc = {p for p in protocols if any("roc_auc" in r for r in rows if r["protocol"] == p)}
     head = ["rank", "model"]
     for p in protocols:
-        head += [f"{p} macro-F1", f"{p} gain vs random"]
+        head += [f"{p} macro-F1", *([f"{p} ROC-AUC"] if p in with_auc else []), f"{p} gain vs random"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     best = {p: max(index[(m, p)]["macro_f1"]["mean"] for m in order + baselines if (m, p) in index) for p in protocols}
     for position, model in enumerate(order + baselines, 1):
@@ -37,10 +39,11 @@ def ranked_table(result: dict, data: str) -> str:
         for p in protocols:
             r = index.get((model, p))
             if r is None:
-                cells += ["—", "—"]
+                cells += ["—"] * (3 if p in with_auc else 2)
                 continue
             text = _stat(r["macro_f1"])
-            cells += [f"**{text}**" if r["macro_f1"]["mean"] == best[p] else text, _gain(r.get("gain"))]
+            auc = [_stat(r["roc_auc"]) if "roc_auc" in r else "—"] if p in with_auc else []
+            cells += [f"**{text}**" if r["macro_f1"]["mean"] == best[p] else text, *auc, _gain(r.get("gain"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -74,13 +77,15 @@ def arms_table(result: dict) -> str:
 def write_csv(result: dict, path: Path) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["data", "model", "protocol", "repeat", "fold", "macro_f1", "weighted_f1", "accuracy", "gain"])
+        w.writerow(["data", "model", "protocol", "repeat", "fold", "macro_f1", "weighted_f1", "accuracy", "gain",
+                    "roc_auc"])
         for r in result["rows"]:
             gains = (r.get("gain") or {}).get("per_fold") or [None] * len(r["per_fold"])
             for i, (fold, g) in enumerate(zip(r["per_fold"], gains)):
                 w.writerow([r["data"], r["model"], r["protocol"], fold.get("repeat", 0), i, f"{fold['macro_f1']:.4f}",
                             f"{fold.get('weighted_f1', float('nan')):.4f}", f"{fold.get('accuracy', float('nan')):.4f}",
-                            "" if g is None else f"{g:.4f}"])
+                            "" if g is None else f"{g:.4f}",
+                            "" if fold.get("roc_auc") is None else f"{fold['roc_auc']:.4f}"])
     return path
 
 

@@ -31,7 +31,8 @@ class IngestConfig:
     # ("low_ink"); 0 = off. Blank margins of a sheet are otherwise most of its tiles.
     min_ink_fraction: float = 0.0
     # "auto": linear full-scale values for PDF pages and inverted planes (ink intensity is absolute on a sheet;
-    # ZScale would stretch anti-aliasing grey to full ink), ZScale otherwise; "zscale" / "linear" force it.
+    # ZScale would stretch anti-aliasing grey to full ink), ZScale otherwise; "zscale" / "linear" force it;
+    # "minmax": each tile's finite range linearly to [0, 1] (strong lenses, issue 16: normalize.minmax_normalize).
     stretch: str = "auto"
 
     def validate(self) -> None:
@@ -51,8 +52,8 @@ class IngestConfig:
             raise ConfigError(f"config key 'dpi': must be in (0, 2400], got {self.dpi}")
         if not 0.0 <= self.min_ink_fraction <= 1.0:
             raise ConfigError(f"config key 'min_ink_fraction': must be in [0, 1], got {self.min_ink_fraction}")
-        if self.stretch not in ("auto", "zscale", "linear"):
-            raise ConfigError(f"config key 'stretch': {self.stretch!r} is not one of auto, zscale, linear")
+        if self.stretch not in ("auto", "zscale", "linear", "minmax"):
+            raise ConfigError(f"config key 'stretch': {self.stretch!r} is not one of auto, zscale, linear, minmax")
 
     @property
     def effective_stride(self) -> int:

@@ -36,7 +36,7 @@ from tessera.config import load_saved_config, save_config
 from tessera.corpus.config import IngestConfig
 from tessera.corpus.layout import CONFIG, JOURNAL, LOCK, MANIFEST, REPORT, SHARDS, SKIPPED
 from tessera.corpus.filters import DROP_REASONS, KEPT_REASONS, drop_reason, nan_fraction, pixel_stats
-from tessera.corpus.normalize import zscale_normalize
+from tessera.corpus.normalize import minmax_normalize, zscale_normalize
 from tessera.corpus.pdf import ink_bright, ink_fraction, iter_pdf_planes, should_invert
 from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
 from tessera.corpus.tiling import plan_tiles
@@ -295,7 +295,11 @@ def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: di
             dropped["kept_with_blanks"] += 1  # counted, not dropped: ZScale on the finite pixels, blanks -> 0
         stats = pixel_stats(tile)
         # seed 000 §3.2 ZScale, or the sheet's own [0, 1] scale; stored compactly (DESIGN §3.2)
-        cutout = (np.nan_to_num(tile, nan=0.0) if linear else zscale_normalize(tile)).astype(np.float16)
+        if linear:
+            cutout = np.nan_to_num(tile, nan=0.0)
+        else:
+            cutout = minmax_normalize(tile) if cfg.stretch == "minmax" else zscale_normalize(tile)
+        cutout = cutout.astype(np.float16)
         shard, offset = shards.add(cutout)
         rows.append(
             {

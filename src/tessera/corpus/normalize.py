@@ -57,3 +57,39 @@ def zscale_normalize(arr: np.ndarray, contrast: float = 0.25, n_samples: int = 1
     if arr.ndim == 2:
         return _zscale_plane(arr, interval)
     return np.stack([_zscale_plane(plane, interval) for plane in arr]).astype(np.float32, copy=False)
+
+
+STRETCHES = ("zscale", "minmax")
+
+
+def minmax_normalize(arr: np.ndarray) -> np.ndarray:
+    """Linear per-plane stretch of the finite range to [0, 1]: ``(x - min) / (max - min)``; non-finite -> 0,
+    constant planes -> zeros. arr: ``(H, W)`` or ``(C, H, W)``; float32 of the same shape.
+
+    For images whose brightness profile is the signal (strong lenses, issue 16: DeepLense's arrays are min-max
+    scaled this way): ZScale's limits sit a few noise sigma around the sky median, so it saturates every pixel
+    of an Einstein ring at 1 and keeps only the ring's outline, which erases the flux perturbations substructure
+    makes."""
+    arr = np.asarray(arr, dtype=np.float32)
+    planes = arr[None] if arr.ndim == 2 else arr
+    if planes.ndim != 3:
+        raise ValueError(f"minmax_normalize expects (H, W) or (C, H, W), got shape {arr.shape}")
+    out = np.zeros(planes.shape, dtype=np.float32)
+    for c, plane in enumerate(planes):
+        finite = np.isfinite(plane)
+        if not finite.any():
+            continue
+        lo, hi = float(plane[finite].min()), float(plane[finite].max())
+        if hi > lo:
+            out[c] = np.where(finite, (plane - np.float32(lo)) / np.float32(hi - lo), 0.0)
+    return out[0] if arr.ndim == 2 else out
+
+
+def normalize(arr: np.ndarray, stretch: str = "zscale") -> np.ndarray:
+    """Per-image normalization to [0, 1] by ``stretch`` (one of STRETCHES): ZScale (the default, seed 000 §3.2)
+    or the linear min-max stretch."""
+    if stretch == "zscale":
+        return zscale_normalize(arr)
+    if stretch == "minmax":
+        return minmax_normalize(arr)
+    raise ValueError(f"unknown stretch {stretch!r}; expected one of {STRETCHES}")

@@ -56,13 +56,19 @@ def parse_spec(spec: str) -> tuple[str | None, str]:
 
 
 def load_eval_data(spec: str, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
-                   common_field: bool = True, max_nan_fraction: float | None = None) -> EvalData:
+                   common_field: bool = True, max_nan_fraction: float | None = None,
+                   stretch: str = "zscale") -> EvalData:
     """The labeled data named by ``spec`` (see module docstring); ``common_field`` applies to frdeep-pairs.
 
     ``max_nan_fraction`` (ingest's rule, issue 17): images with more than that fraction of blanked pixels are
     excluded (None: kept, ZScale on the finite pixels, blanks 0). Not for paired or archive benchmarks: a threshold
     there could drop one image of a pair."""
     name, path = parse_spec(spec)
+    if stretch != "zscale":  # ``stretch`` (issue 16): CSV/folder sets only; the benchmarks keep the seed's ZScale
+        if name is not None:
+            raise ConfigError(f"config key 'stretch': {stretch!r} applies to CSV/folder data, not {name}:")
+        return EvalData(spec, load_labeled(path, hdu=hdu, max_per_class=max_per_class, seed=seed,
+                                           max_nan_fraction=max_nan_fraction, stretch=stretch))
     if max_nan_fraction is not None and name not in (None, "frdeep"):
         raise ConfigError(f"config key 'max_nan_fraction': applies to CSV/folder data and frdeep:, not {name}:")
     if max_nan_fraction is not None:

@@ -151,6 +151,9 @@ class EvalConfig:
     # Exclude images with more than this fraction of blanked (NaN) pixels, as ingest's key of the same name (issue
     # 17); None = keep every image with finite pixels (ZScale on them, blanks 0). CSV/folder sets and frdeep: only.
     max_nan_fraction: float | None = None
+    # Per-image normalization of CSV/folder sets: "zscale" (seed 000 §4.1) or "minmax", the linear stretch for
+    # images whose brightness profile is the signal (strong lenses, issue 16; corpus.normalize.minmax_normalize).
+    stretch: str = "zscale"
     extract_batch_size: int = 64
     cache_dir: str | None = None  # None = OUT/cache
     device: str | None = None  # None = the encoder's device
@@ -193,6 +196,8 @@ class EvalConfig:
             raise ConfigError(f"config key 'max_nan_fraction': must be in [0, 1) or null, got {self.max_nan_fraction}")
         if self.extract_batch_size < 1:
             raise ConfigError("config key 'extract_batch_size': must be >= 1")
+        if self.stretch not in ("zscale", "minmax"):
+            raise ConfigError(f"config key 'stretch': {self.stretch!r} is not one of 'zscale', 'minmax'")
         for name, sub in (("linear", self.linear), ("finetune", self.finetune)):
             if sub.epochs < 1:
                 raise ConfigError(f"config key '{name}.epochs': must be >= 1, got {sub.epochs}")

@@ -114,10 +114,10 @@ class EvalData:
 
 
 def _corpus_io() -> tuple[Callable, Callable]:
-    from tessera.corpus.normalize import zscale_normalize
+    from tessera.corpus.normalize import normalize
     from tessera.corpus.readers import read_image
 
-    return read_image, zscale_normalize
+    return read_image, normalize
 
 
 def is_blank(raw: np.ndarray, normalized: np.ndarray) -> bool:
@@ -158,8 +158,10 @@ def subset_records(records: list[Record], max_per_class: int | None, seed: int) 
     return [records[i] for i in sorted(keep)]
 
 
-def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | None = None) -> np.ndarray:
+def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | None = None,
+                    stretch: str = "zscale") -> np.ndarray:
     """Raw image of ``record`` -> ZScale-normalized (C, H, W) float32; raises TesseraError if unreadable or blank.
+    ``stretch="minmax"``: the linear min-max stretch instead (``tessera.corpus.normalize``; strong lenses).
 
     Blanked (NaN) pixels follow ingest's rule (``tessera.corpus.filters``): ZScale on the finite pixels,
     blanks 0 after normalization. ``max_nan_fraction`` (ingest's key of the same name) excludes an image
@@ -168,13 +170,13 @@ def read_normalized(record: Record, hdu: int | None, max_nan_fraction: float | N
     """
     from tessera.corpus.filters import nan_fraction
 
-    read_image, zscale_normalize = _corpus_io()
+    read_image, normalize = _corpus_io()
     raw = read_image(record.path, hdu=hdu) if record.path is not None else np.asarray(record.array, dtype=np.float32)
     raw = collapse_replicated_channels(np.asarray(raw, dtype=np.float32))
     if max_nan_fraction is not None and nan_fraction(raw) > max_nan_fraction:
         raise _Blank(f"{nan_fraction(raw):.2%} of the pixels are blanked (NaN/Inf), more than "
                      f"max_nan_fraction={max_nan_fraction}")
-    norm = zscale_normalize(raw)
+    norm = normalize(raw, stretch)
     if is_blank(raw, norm):
         raise _Blank(BLANK_REASON)
     return np.asarray(norm, dtype=np.float32)
@@ -190,6 +192,7 @@ def build_labeled_set(
     classes: list[str] | None = None,
     extra_key: str = "",
     max_nan_fraction: float | None = None,
+    stretch: str = "zscale",
 ) -> LabeledSet:
     """Read and normalize every record; unreadable/blank ones go to ``excluded`` with the reason.
 
@@ -202,11 +205,13 @@ def build_labeled_set(
     digest = hashlib.sha256(f"hdu={hdu};{extra_key}".encode())
     if max_nan_fraction is not None:  # part of the feature-cache key only when it can change the set
         digest.update(f";max_nan_fraction={max_nan_fraction}".encode())
+    if stretch != "zscale":  # likewise: the default keeps every existing cache key
+        digest.update(f";stretch={stretch}".encode())
     for record in records:
         if record.label not in index:
             raise TesseraError(f"{record.source}: label {record.label!r} is not one of {classes}")
         try:
-            image = read_normalized(record, hdu, max_nan_fraction)
+            image = read_normalized(record, hdu, max_nan_fraction, stretch)
         except TesseraError as exc:  # read_image's documented "unreadable" error: excluded and listed (§4.1)
             excluded.append({"path": record.source, "reason": str(exc)})
             continue
@@ -321,8 +326,8 @@ def records_from_path(path: str | Path) -> list[Record]:
 
 def load_labeled(
     path: str | Path, hdu: int | None = None, max_per_class: int | None = None, seed: int = 0,
-    max_nan_fraction: float | None = None
+    max_nan_fraction: float | None = None, stretch: str = "zscale"
 ) -> LabeledSet:
     """Read a plain labeled set (CSV or class folders) into a :class:`LabeledSet`."""
     records = subset_records(records_from_path(path), max_per_class, seed)
-    return build_labeled_set(records, hdu=hdu, max_nan_fraction=max_nan_fraction)
+    return build_labeled_set(records, hdu=hdu, max_nan_fraction=max_nan_fraction, stretch=stretch)

@@ -70,7 +70,8 @@ def resolve_data(data, cfg: EvalConfig) -> EvalData:
     from tessera.evaluate.benchmarks import load_eval_data
 
     loaded = load_eval_data(str(data), hdu=cfg.hdu, max_per_class=cfg.max_per_class, seed=cfg.seed,
-                            common_field=cfg.retrieval.common_field, max_nan_fraction=cfg.max_nan_fraction)
+                            common_field=cfg.retrieval.common_field, max_nan_fraction=cfg.max_nan_fraction,
+                            stretch=cfg.stretch)
     return loaded.center_cropped(cfg.center_crop) if cfg.center_crop is not None else loaded
 
 

@@ -219,6 +219,19 @@ def _patch_tokens(enc, x, mode: str):
     return enc.module(enc.prepare(x)).patches
 
 
+def frozen_tokens(enc, pairs: SRPairs, idx: np.ndarray, batch_size: int, device):
+    """Patch tokens of ``pairs.lr[idx]`` computed once, on the CPU: (n, L, D). A frozen encoder gives the same
+    tokens every epoch, so the head trains on this cache instead of re-running the encoder per batch (the
+    encoder's forward is most of the cost of a frozen run)."""
+    import torch
+
+    out = []
+    for s in range(0, len(idx), batch_size):
+        lr = torch.from_numpy(pairs.lr[idx[s : s + batch_size]]).to(device)
+        out.append(enc.tokens(lr)["patches"].detach().cpu())
+    return torch.cat(out)
+
+
 def train_sr(encoder, pairs: SRPairs, train_idx: np.ndarray, cfg: SuperResConfig, mode: str, device=None):
     """Train a fresh head (and, for ``finetune``, a copy of the encoder) on ``pairs[train_idx]``.
 
@@ -241,15 +254,18 @@ def train_sr(encoder, pairs: SRPairs, train_idx: np.ndarray, cfg: SuperResConfig
     opt = torch.optim.Adam(groups)
     loss_fn = F.l1_loss if cfg.loss == "l1" else F.mse_loss
     g = torch.Generator().manual_seed(cfg.seed)
+    cached = frozen_tokens(enc, pairs, train_idx, cfg.batch_size, device) if mode == "frozen" else None
     losses = []
     for _ in range(cfg.epochs):
-        perm = train_idx[torch.randperm(len(train_idx), generator=g).numpy()]
+        order = torch.randperm(len(train_idx), generator=g).numpy()
         total = 0.0
-        for s in range(0, len(perm), cfg.batch_size):
-            idx = perm[s : s + cfg.batch_size]
+        for s in range(0, len(order), cfg.batch_size):
+            rows = order[s : s + cfg.batch_size]
+            idx = train_idx[rows]
             lr = torch.from_numpy(pairs.lr[idx]).to(device)
             hr = torch.from_numpy(pairs.hr[idx]).to(device)
-            loss = loss_fn(head(_patch_tokens(enc, lr, mode), lr), hr)
+            tokens = cached[torch.from_numpy(rows)].to(device) if cached is not None else _patch_tokens(enc, lr, mode)
+            loss = loss_fn(head(tokens, lr), hr)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
