@@ -17,6 +17,11 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     # The comparison table names both models and both protocols, with mean ± std cells.
     assert "random-init" in report and "pretrained" in report and "±" in report
     assert report.count("linear Macro-F1") == 2 and report.count("knn Macro-F1") == 2  # strict + standardized
+    # The bake-off's ranking protocols next to the strict ones, and the line that says so.
+    assert report.count("logistic Macro-F1") == 1
+    assert "ranking protocols are `logistic`" in report and "`knn-std`" in report and "offset" in report
+    logistic = json.loads(next((out / "eval_standardized").glob("*/logistic/results.json")).read_text())
+    assert logistic["protocol"] == "logistic" and logistic["folds"] == 3
     for artefact in ("views_reconstruction.png", "views_contrastive.png", "loss_curves.png",
                      "eval/confusion_linear.png", "eval/confusion_knn.png", "run/model/model.safetensors",
                      "corpus/manifest.parquet", "morphology/labels.csv", "sky/catalogue.csv",
@@ -32,6 +37,7 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert result["classes"] == ["Bent", "Compact", "FRI", "FRII"] and result["folds"] == 3
     ending = capsys.readouterr().out.split("Demo finished")[-1]  # both tables are printed at the end
     assert ending.count("random-init") == 2 and "Fold-standardized" in ending
+    assert "the bake-off ranks by logistic and knn-std" in ending
 
 
 def test_demo_refuses_a_non_empty_output(tmp_path, capsys):

@@ -73,3 +73,42 @@ def test_extended_models_have_requested_flux_and_size(label):
     assert (src.components[:, 2] > 0).all()
     assert largest_angular_size(src.components) == pytest.approx(80.0, rel=1e-6)
     assert src.label == label and (src.subclass in {"WAT", "NAT"}) == (label == "Bent")
+
+
+def _tail_end_angles(comps: np.ndarray) -> tuple[float, float]:
+    """Directions (deg from +y towards +x) from the host to the far end of each tail of a local-frame Bent layout:
+    row 0 is the core, then the +x tail, then the -x tail (equal lengths)."""
+    n = (len(comps) - 1) // 2
+    first, second = comps[1 : 1 + n], comps[1 + n :]
+    return tuple(float(np.degrees(np.arctan2(t[-1, 0], t[-1, 1]))) for t in (first, second))
+
+
+def test_tailed_sources_have_the_opening_angles_of_their_subclass():
+    """Owen & Rudnick 1976: NAT below 90 deg, WAT above; both tails on the same side (the wind's), never straight."""
+    from tessera.simulate.sources import (
+        NAT_HALF_OPENING_DEG,
+        WAT_HALF_OPENING_DEG,
+        bent_components,
+    )
+
+    seen = set()
+    for i in range(30):
+        comps, subclass = bent_components(np.random.default_rng([5, i]), 3.0)
+        a, b = _tail_end_angles(comps)
+        low, high = WAT_HALF_OPENING_DEG if subclass == "WAT" else NAT_HALF_OPENING_DEG
+        assert a == pytest.approx(-b, abs=2 * (high - low)) and a > 0 > b  # a V/U opening towards +y
+        assert 2 * low - 1e-6 <= a - b <= 2 * high + 1e-6, (subclass, a - b)
+        assert (a - b > 90) == (subclass == "WAT")
+        seen.add(subclass)
+    assert seen == {"WAT", "NAT"}
+
+
+def test_fri_jets_bend_point_symmetrically_never_into_a_c():
+    """A C (both jets bent to one side) is the Bent class's ram-pressure signature; an FRI curves into an S or Z."""
+    from tessera.simulate.sources import fri_components
+
+    for i in range(20):
+        comps = fri_components(np.random.default_rng([6, i]), 3.0)[1:]  # drop the core
+        up, down = comps[comps[:, 1] > 0], comps[comps[:, 1] < 0]
+        far_up, far_down = up[np.argmax(up[:, 1])], down[np.argmin(down[:, 1])]
+        assert far_up[0] * far_down[0] <= 0  # the far ends lie on opposite sides of the axis

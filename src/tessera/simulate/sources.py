@@ -180,10 +180,11 @@ def _chain(s: np.ndarray, t: np.ndarray, weights: np.ndarray, width: np.ndarray,
     return np.stack([t, s, weights, along, width, pa], axis=1)
 
 
-def _jet(rng, length: float, beam_sigma: float, side: int, fade: float, flare: float, curl: float,
-         mirror: bool) -> np.ndarray:
+def _jet(rng, length: float, beam_sigma: float, side: int, fade: float, flare: float, curl: float) -> np.ndarray:
     """An FRI-like jet from near the core to ``length`` px along ``side`` (+1/-1): fading surface brightness and
-    flaring width. ``curl`` bends it; ``mirror`` bends both jets to the same side (C shape) instead of an S shape."""
+    flaring width. ``curl`` bends it; both jets of a source bend point-symmetrically (an S or Z shape, as jet
+    precession makes), never to the same side: a mirror-symmetric (C/U) bend is what ram pressure does to a tailed
+    source (Rudnick & Owen 1976), i.e. the Bent class."""
     spacing = max(0.6 * beam_sigma, 1.0)
     n = max(6, int(length / spacing))
     s = np.linspace(1.5 * beam_sigma, length, n)
@@ -191,7 +192,7 @@ def _jet(rng, length: float, beam_sigma: float, side: int, fade: float, flare: f
     t = curl * length * frac**2
     width = 0.4 + flare * length * frac
     weights = np.exp(-frac / fade) * (0.85 + 0.3 * rng.random(n))
-    return _chain(side * s, t if mirror else side * t, weights, width, spacing)
+    return _chain(side * s, side * t, weights, width, spacing)
 
 
 def fri_components(rng: np.random.Generator, beam_sigma: float) -> np.ndarray:
@@ -199,12 +200,14 @@ def fri_components(rng: np.random.Generator, beam_sigma: float) -> np.ndarray:
     length = 50.0
     core_frac = rng.uniform(0.15, 0.4)
     asym = rng.uniform(0.5, 1.0)  # Doppler boosting makes one jet brighter
-    curl = rng.normal(0.0, 0.08)  # mild S or C shaped curvature
+    curl = rng.normal(0.0, 0.08)  # mild S-shaped curvature (point-symmetric, see _jet)
     fade, flare = rng.uniform(0.3, 0.7), rng.uniform(0.06, 0.16)
-    mirror = bool(rng.random() < 0.5)
+    # S or its mirror image Z. (This draw once chose an S or a C shape; an FRI is never C-shaped now, and keeping
+    # the draw keeps every other cutout of a seed as it was, so earlier measurements stay comparable.)
+    curl *= 1.0 if rng.random() < 0.5 else -1.0
     jets = []
     for side, share in ((1, 1.0), (-1, asym)):
-        jet = _jet(rng, length * rng.uniform(0.85, 1.0), beam_sigma, side, fade, flare, curl, mirror)
+        jet = _jet(rng, length * rng.uniform(0.85, 1.0), beam_sigma, side, fade, flare, curl)
         jet[:, 2] *= share * (1.0 - core_frac) / (1.0 + asym) / jet[:, 2].sum()
         jets.append(jet)
     core = np.array([[0.0, 0.0, core_frac, 0.3, 0.3, 0.0]])
@@ -243,32 +246,51 @@ def frii_components(rng: np.random.Generator, beam_sigma: float) -> np.ndarray:
     return np.concatenate(parts)
 
 
+# Opening angle of a tailed source: the angle at the host between the directions to the two tail ends. Owen &
+# Rudnick (1976) call a source a narrow-angle tail (NAT) below ~90 deg, a wide-angle tail (WAT) above, and catalogues
+# of tailed sources keep only clearly bent ones (WATCAT, Missaglia et al. 2019; Pal & Kumari 2022): a WAT opened to
+# 160-180 deg is a straight FRI in a survey image. Half-opening angles (deg) per tail, drawn uniformly:
+WAT_HALF_OPENING_DEG = (45.0, 70.0)  # opening 90-140 deg: a wide C/U
+NAT_HALF_OPENING_DEG = (6.0, 30.0)  # opening 12-60 deg: a narrow V behind a bright head
+WAT_BEND_DEG = (40.0, 90.0)  # jet-to-tail bend: jets leave near-perpendicular to the tails, then turn
+NAT_BEND_DEG = (0.0, 15.0)
+
+
+def _tail(rng, length: float, beam_sigma: float, half_opening: float, bend: float, fade: float, flare: float,
+          n: int) -> np.ndarray:
+    """One tail in the local frame (tails point along +y), turning by ``bend`` rad towards +y along its length,
+    rotated so the direction from the host to its end is ``half_opening`` rad from +y (towards +x). -> (n, 6)"""
+    u = np.linspace(0.0, 1.0, n)
+    heading = bend * (1.0 - u**1.5)  # angle from the final direction, towards +x; the bend sharpens downstream
+    step = length / n
+    t = np.concatenate([[0.0], np.cumsum(np.sin(heading) * step)[:-1]]) + math.sin(bend) * 1.5 * beam_sigma
+    s = np.concatenate([[0.0], np.cumsum(np.cos(heading) * step)[:-1]]) + math.cos(bend) * 1.5 * beam_sigma
+    # Rotating the whole tail about the host changes every heading by the same angle, so this sets the chord exactly.
+    turn = half_opening - math.atan2(t[-1], s[-1])
+    c, s_ = math.cos(turn), math.sin(turn)
+    t, s = t * c + s * s_, -t * s_ + s * c
+    weights = np.exp(-u / fade) * (0.85 + 0.3 * rng.random(n))
+    width = 0.4 + flare * length * u
+    spacing = max(0.6 * beam_sigma, 1.0)
+    return np.stack([t, s, weights, np.maximum(width * 0.8, spacing), width, -(heading + turn)], axis=1)
+
+
 def bent_components(rng: np.random.Generator, beam_sigma: float) -> tuple[np.ndarray, str]:
-    """Tailed source in a unit-scale layout, tails pointing along +y: wide-angle (WAT) or narrow-angle (NAT)."""
+    """Tailed source in a unit-scale layout, tails pointing along +y: wide-angle (WAT) or narrow-angle (NAT), with
+    the opening angles above (both tails swept to the same side by the cluster wind: a C, U or V, never an S)."""
     subclass = "WAT" if rng.random() < 0.5 else "NAT"
     core_frac = rng.uniform(0.1, 0.3) if subclass == "WAT" else rng.uniform(0.2, 0.45)
+    opening, bends = ((WAT_HALF_OPENING_DEG, WAT_BEND_DEG) if subclass == "WAT"
+                      else (NAT_HALF_OPENING_DEG, NAT_BEND_DEG))
     length = 60.0
-    spacing = max(0.6 * beam_sigma, 1.0)
-    n = max(10, int(length / spacing))
+    n = max(10, int(length / max(0.6 * beam_sigma, 1.0)))
     fade, flare = rng.uniform(0.25, 0.5), rng.uniform(0.05, 0.14)
     parts = [np.array([[0.0, 0.0, core_frac, 0.3, 0.3, 0.0]])]
     for side in (1, -1):
-        if subclass == "WAT":
-            # Jets leave roughly opposite (perpendicular to the tail direction) and bend by 45-100 deg.
-            start = side * math.radians(rng.uniform(70.0, 100.0))
-            bend = -side * math.radians(rng.uniform(45.0, 100.0))
-        else:
-            # Both tails swept back within a narrow V behind the head.
-            start = side * math.radians(rng.uniform(8.0, 35.0))
-            bend = -side * math.radians(rng.uniform(0.0, 10.0))
-        u = np.linspace(0.0, 1.0, n)
-        heading = start + bend * u**1.5  # angle from +y towards +x (local frame)
-        step = length * rng.uniform(0.8, 1.0) / n
-        t = np.cumsum(np.sin(heading) * step) + math.sin(start) * 1.5 * beam_sigma
-        s = np.cumsum(np.cos(heading) * step) + math.cos(start) * 1.5 * beam_sigma
-        weights = np.exp(-u / fade) * (0.85 + 0.3 * rng.random(n))
-        width = 0.4 + flare * length * u
-        comps = np.stack([t, s, weights, np.maximum(width * 0.8, spacing), width, -heading], axis=1)
+        half, bend = math.radians(rng.uniform(*opening)), math.radians(rng.uniform(*bends))
+        comps = _tail(rng, length * rng.uniform(0.8, 1.0), beam_sigma, half, bend, fade, flare, n)
+        comps[:, 0] *= side  # the mirror image for the other tail (its local PA mirrors too)
+        comps[:, 5] *= side
         comps[:, 2] *= 0.5 * (1.0 - core_frac) / comps[:, 2].sum() * rng.uniform(0.7, 1.0)
         parts.append(comps)
     comps = np.concatenate(parts)
