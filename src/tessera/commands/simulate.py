@@ -89,65 +89,47 @@ def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]
     return [f"{key}={getattr(args, attr)}" for attr, key in keys.items() if getattr(args, attr) is not None]
 
 
-def run(args: argparse.Namespace) -> int:
-    from tessera.config import resolve_config
-    from tessera.simulate import SimulateMorphologyConfig, SimulateRadioConfig, simulate_morphology, simulate_radio
+def _simulator(kind: str):
+    """(config class, simulate function, message(cfg, written, out)) of one kind, imported lazily: the lensing
+    simulator needs lenstronomy and the line-art one pypdfium2."""
+    if kind == "radio":
+        from tessera.simulate import SimulateRadioConfig, simulate_radio
 
-    if args.kind == "lensing":
-        return _run_lensing(args)
-    if args.kind == "lineart":
-        return _run_lineart(args)
-    if args.kind == "pairs":
-        return _run_pairs(args)
-    if args.kind == "radio":
-        flags = _flag_overrides(args, {"mosaics": "mosaics", "size": "size", "seed": "seed"})
-        cfg = resolve_config(SimulateRadioConfig, args.config, flags + list(args.overrides), section="simulate_radio")
-        paths = simulate_radio(cfg, args.out, overwrite=args.overwrite)
-        if not args.quiet:
-            print(f"wrote {len(paths)} mosaic(s) and catalogue.csv to {args.out}")
-        return 0
-    flags = _flag_overrides(args, {"per_class": "per_class", "size": "size", "seed": "seed"})
-    cfg = resolve_config(
-        SimulateMorphologyConfig, args.config, flags + list(args.overrides), section="simulate_morphology"
-    )
-    labels = simulate_morphology(cfg, args.out, overwrite=args.overwrite)
-    if not args.quiet:
-        print(f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
-    return 0
+        return SimulateRadioConfig, simulate_radio, lambda cfg, paths, out: (
+            f"wrote {len(paths)} mosaic(s) and catalogue.csv to {out}")
+    if kind == "morphology":
+        from tessera.simulate import SimulateMorphologyConfig, simulate_morphology
 
+        return SimulateMorphologyConfig, simulate_morphology, lambda cfg, labels, out: (
+            f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
+    if kind == "lensing":
+        from tessera.simulate.config import SimulateLensingConfig
+        from tessera.simulate.lensing import simulate_lensing
 
-def _run_lensing(args: argparse.Namespace) -> int:
-    from tessera.config import resolve_config
-    from tessera.simulate.config import SimulateLensingConfig
-    from tessera.simulate.lensing import simulate_lensing
+        return SimulateLensingConfig, simulate_lensing, lambda cfg, labels, out: (
+            f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR pairs and {labels}")
+    if kind == "lineart":
+        from tessera.simulate.lineart import SimulateLineartConfig, simulate_lineart
 
-    flags = _flag_overrides(args, {"per_class": "per_class", "size": "size", "seed": "seed"})
-    cfg = resolve_config(SimulateLensingConfig, args.config, flags + list(args.overrides), section="simulate_lensing")
-    labels = simulate_lensing(cfg, args.out, overwrite=args.overwrite)
-    if not args.quiet:
-        print(f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR pairs and {labels}")
-    return 0
-
-
-def _run_lineart(args: argparse.Namespace) -> int:
-    from tessera.config import resolve_config
-    from tessera.simulate.lineart import SimulateLineartConfig, simulate_lineart
-
-    flags = _flag_overrides(args, {"sheets": "sheets", "seed": "seed"})
-    cfg = resolve_config(SimulateLineartConfig, args.config, flags + list(args.overrides), section="simulate_lineart")
-    labels = simulate_lineart(cfg, args.out, overwrite=args.overwrite)
-    if not args.quiet:
-        print(f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
-    return 0
-
-
-def _run_pairs(args: argparse.Namespace) -> int:
-    from tessera.config import resolve_config
+        return SimulateLineartConfig, simulate_lineart, lambda cfg, labels, out: (
+            f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
     from tessera.simulate.pairs import SimulatePairsConfig, simulate_pairs
 
-    flags = _flag_overrides(args, {"n": "n", "size": "size", "seed": "seed"})
-    cfg = resolve_config(SimulatePairsConfig, args.config, flags + list(args.overrides), section="simulate_pairs")
-    path = simulate_pairs(cfg, args.out, overwrite=args.overwrite)
+    return SimulatePairsConfig, simulate_pairs, lambda cfg, path, out: f"wrote {cfg.n} image/spectrum pairs and {path}"
+
+
+# The flag that sets each kind's count; --size and --seed are common (lineart has no --size).
+COUNT_FLAG = {"radio": "mosaics", "morphology": "per_class", "lensing": "per_class", "lineart": "sheets", "pairs": "n"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tessera.config import resolve_config
+
+    config_class, simulate, message = _simulator(args.kind)
+    keys = [COUNT_FLAG[args.kind], *(["size"] if hasattr(args, "size") else []), "seed"]
+    flags = _flag_overrides(args, {key: key for key in keys})
+    cfg = resolve_config(config_class, args.config, flags + list(args.overrides), section=f"simulate_{args.kind}")
+    written = simulate(cfg, args.out, overwrite=args.overwrite)
     if not args.quiet:
-        print(f"wrote {cfg.n} image/spectrum pairs and {path}")
+        print(message(cfg, written, args.out))
     return 0
