@@ -26,14 +26,17 @@ looked at. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tessera import FROM_SCRATCH_FINETUNE  # noqa: E402
+from _tessera import run_tessera as tessera  # noqa: E402
 
 # The defaults of SimulateMorphologyConfig before issue 12, as overrides of today's.
 OLD_DEFAULTS = (
@@ -42,24 +45,8 @@ OLD_DEFAULTS = (
     "contaminants_mean=1.0",
 )
 # Supervised training from random init (see the module docstring): many small steps at one lr for every layer.
-SUPERVISED = (
-    "finetune.batch_size=32",
-    "finetune.layer_decay=1.0",
-    "finetune.head_lr_mult=1.0",
-    "finetune.lr=1.5e-3",
-    "finetune.warmup_ratio=0.1",
-)
+SUPERVISED = (*FROM_SCRATCH_FINETUNE, "finetune.lr=1.5e-3")
 PROTOCOLS = ("finetune", "linear", "knn")
-
-
-def tessera(argv: list[str]) -> None:
-    """Run one ``tessera`` command in-process (its table goes to stderr here); raise on a non-zero exit."""
-    from tessera.cli import main
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = main(argv)
-    if code != 0:
-        raise SystemExit(f"tessera {shlex.join(argv)} failed with exit code {code}")
 
 
 def summary(result_path: Path) -> dict:

@@ -19,8 +19,6 @@ Run from the repository root (1 thread: the shared 2-core machine):
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import shlex
 import sys
@@ -28,25 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tessera import FROM_SCRATCH_FINETUNE  # noqa: E402
+from _tessera import run_tessera as tessera  # noqa: E402
+
 # From-scratch supervised schedule: many small steps, one lr for every layer (see the module docstring).
-SUPERVISED = (
-    "finetune.batch_size=32",
-    "finetune.layer_decay=1.0",
-    "finetune.head_lr_mult=1.0",
-    "finetune.lr=1.5e-3",
-    "finetune.warmup_ratio=0.1",
-)
+SUPERVISED = (*FROM_SCRATCH_FINETUNE, "finetune.lr=1.5e-3")
 TARGET = (0.85, 0.97)
-
-
-def tessera(argv: list[str]) -> None:
-    """Run one ``tessera`` command in-process; raise on a non-zero exit."""
-    from tessera.cli import main
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = main(argv)
-    if code != 0:
-        raise SystemExit(f"tessera {shlex.join(argv)} failed with exit code {code}")
 
 
 def signal_summary(overrides: list[str], n: int) -> dict:

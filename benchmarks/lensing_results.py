@@ -35,31 +35,19 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _tessera import FROM_SCRATCH_FINETUNE  # noqa: E402
+from _tessera import run_tessera as tessera  # noqa: E402
+
 PRESET = "vit_tiny_patch4_64"  # the lensing-mae recipe's architecture (seed 001's small ViT)
 SWEEP_RECIPES = ("lensing-mae-mask50", "lensing-mae-mask75", "lensing-mae")
 # From-scratch supervised schedule, for both arms of the fine-tuned comparison (see the module docstring); the lr
 # is --finetune-lr: at demo_learnability's 1.5e-3 a patch-8 ViT from scratch collapsed to one class on 400 lens
 # images (benchmarks/lensing_calibration.py, README), so the default here is 5x lower.
-SUPERVISED = (
-    "finetune.batch_size=32",
-    "finetune.layer_decay=1.0",
-    "finetune.head_lr_mult=1.0",
-    "finetune.warmup_ratio=0.1",
-)
+SUPERVISED = FROM_SCRATCH_FINETUNE
 STRETCH = "stretch=minmax"
 PARTS = ("classification", "superres", "sweep")
-
-
-def tessera(argv: list[str]) -> str:
-    """Run one ``tessera`` command in-process; its stdout (tables) is returned; raise on a non-zero exit."""
-    from tessera.cli import main
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        code = main(argv)
-    if code != 0:
-        raise SystemExit(f"tessera {shlex.join(argv)} failed with exit code {code}")
-    return buffer.getvalue()
 
 
 class Timer:
