@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tessera.bakeoff import BakeoffConfig
 from tessera.errors import TesseraError
 
 
@@ -86,8 +87,9 @@ def demo_commands(out: Path, budget: DemoBudget, seed: int = 0) -> list[tuple[st
     return steps
 
 
-# What ``tessera bakeoff`` ranks recipes by (its ``rank_protocols``), and why, for the report and the final print.
-RANKING_PROTOCOLS = ("logistic", "knn-std")
+# What ``tessera bakeoff`` ranks recipes by (its default ``rank_protocols``), and why, for the report and the final
+# print: read from the bake-off's config so the two cannot drift apart.
+RANKING_PROTOCOLS = tuple(BakeoffConfig().rank_protocols)
 RANKING_NOTE = (
     "The bake-off's ranking protocols are `logistic` (the converged logistic probe: fold-standardized, D4-averaged "
     "features, L2 strength by inner CV, L-BFGS to convergence) and `knn-std` (k-NN on fold-standardized features): "
