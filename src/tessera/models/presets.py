@@ -54,7 +54,10 @@ VIT_PRESETS: dict[str, dict] = {
 # (Slijepcevic et al. 2024's radio BYOL, a 4x4 map at 64 px). ``resnet18_64`` is ResNet-18 (basic blocks
 # 2-2-2-2, widths 64-512); ``resnet18_pool_64`` is the same net with the radio BYOL stem (a 4x4 last map, about
 # 2.5x the CPU throughput of ``resnet18_64``: benchmarks/conv_forward.py); ``resnet_small_64`` is the "4 stages,
-# 32-256 channels" net measured in issue 12 (ResNet-18's layout at half width); ``resnet_micro_32`` is test-only.
+# 32-256 channels" net measured in issue 12 (ResNet-18's layout at half width); ``resnet_tiny_64`` (one basic
+# block per stage, 16-128 channels, the radio BYOL stem: ~10x the CPU throughput of ``resnet_small_64``) is the
+# from-scratch classifier that calibrates the lensing population on a CPU (issue 16, benchmarks/lensing_calibration.py);
+# ``resnet_micro_32`` is test-only.
 CONV_PRESETS: dict[str, dict] = {
     "resnet_micro_32": dict(
         backbone="resnet", image_size=32, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
@@ -63,6 +66,10 @@ CONV_PRESETS: dict[str, dict] = {
     "resnet_small_64": dict(
         backbone="resnet", image_size=64, embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[2, 2, 2, 2],
         layer_type="basic", stem="small",
+    ),
+    "resnet_tiny_64": dict(
+        backbone="resnet", image_size=64, embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+        layer_type="basic", stem="small_pool",
     ),
     "resnet18_64": dict(
         backbone="resnet", image_size=64, embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2],
