@@ -63,6 +63,14 @@ class Objective:
     # Which network the run exports: "encoder" (the trained one) or "teacher" (the EMA teacher, DINO's practice).
     exports: ClassVar[str] = "encoder"
     has_teacher: ClassVar[bool] = False
+    # What the objective trains on: "image" cutouts (CutoutStore, views (B, V, C, S, S)) or "spectrum" (a spectrum
+    # store, views (B, 1, C, L)); tessera pretrain refuses a corpus of the other kind before any step.
+    input_kind: ClassVar[str] = "image"
+
+    @classmethod
+    def section(cls) -> str:
+        """The config section's name: ``objective.<name>`` with ``-`` written ``_`` (a field name)."""
+        return cls.name.replace("-", "_")
 
     def __init__(self, cfg: Any):
         """``cfg``: the stage's resolved PretrainConfig."""
@@ -72,7 +80,7 @@ class Objective:
     @property
     def settings(self) -> Any:
         """This objective's config section (``cfg.objective.<name>``), or None."""
-        return getattr(self.cfg.objective, self.name, None) if self.settings_cls is not None else None
+        return getattr(self.cfg.objective, self.section(), None) if self.settings_cls is not None else None
 
     @classmethod
     def validate(cls, cfg: Any) -> None:
