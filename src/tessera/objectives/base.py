@@ -7,7 +7,8 @@ An objective (one subclass of :class:`Objective`, registered in :mod:`tessera.ob
 - its **model**: the heads it trains (and an EMA teacher if it has one), built around the one encoder factory
   by :meth:`Objective.build_model`;
 - its **views**: a list of crop groups (:meth:`Objective.crop_groups`) and the generator that draws them;
-- its **step**: :meth:`Objective.step` returns a typed :class:`StepResult` (no tensors in a metrics dict);
+- its **step**: :meth:`Objective.step` returns a typed :class:`StepResult` (no tensors in a metrics dict); its
+  ``views`` are the engine's view batch, or a :class:`PairedViews` of two modalities (``tessera align``);
 - its **hooks** around the optimizer step (:meth:`before_optimizer_step`: e.g. freeze DINO's last layer;
   :meth:`after_optimizer_step`: the EMA teacher update) and the schedules it logs (:meth:`schedules`);
 - any **state** outside the model that an exact resume needs (:meth:`state_dict`, e.g. DINO's centre), made of
@@ -39,6 +40,25 @@ class StepResult:
     parts: dict[str, torch.Tensor]
     embeddings: torch.Tensor | None = None
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class PairedViews:
+    """A two-modality batch (``tessera align``, objectives/alignment.py): ``a`` (B, ...) the inputs of tower a,
+    ``b`` (B, ...) those of tower b, row i of both the same object; each is (B, C, H, W) images in [0, 1] or
+    (B, C, L) spectra (NaN = missing channel), as ``kinds`` says ("image" / "spectrum")."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    kinds: tuple[str, str] = ("image", "image")
+
+    def __post_init__(self) -> None:
+        if self.a.shape[0] != self.b.shape[0]:
+            raise ValueError(f"paired views need one row per pair on both sides, got {self.a.shape[0]} and "
+                             f"{self.b.shape[0]}")
+
+    def to(self, device: torch.device) -> "PairedViews":
+        return PairedViews(self.a.to(device), self.b.to(device), self.kinds)
 
 
 @dataclass
