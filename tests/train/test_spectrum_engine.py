@@ -45,14 +45,15 @@ def _losses(run) -> list[float]:
 
 
 @pytest.mark.slow
-def test_pretrain_lowers_the_masked_loss_and_exports_an_align_tower(spectrum_store, tmp_path):
+def test_pretrain_lowers_the_masked_loss_and_exports_an_align_tower(spectrum_store, tmp_path, capsys):
     from tessera.align.towers import load_backbone
     from tessera.models.load import load
     from tessera.models.spectrum import SpectrumEncoder
 
     run = tmp_path / "run"
     assert main(["pretrain", "--config", "spectrum", "--corpus", str(spectrum_store), "--out", str(run),
-                 "train.max_steps=30", *TINY]) == 0
+                 "train.max_steps=30", "train.monitor_data=mirabest:/nonexistent", *TINY]) == 0
+    assert "train.monitor_data skipped: the k-NN monitor embeds labeled images" in capsys.readouterr().err
     losses = _losses(run)
     assert len(losses) == 6 and losses[-1] < 0.6 * losses[0]
     saved = resolve_run_config(None, [], run, resume=True)
@@ -95,7 +96,9 @@ def test_bad_spectrum_config_keys_are_one_line_errors_naming_the_key(spectrum_st
     assert "\n" not in str(err.value) and not (tmp_path / "d").exists()
 
 
-def test_store_kind_and_objective_must_match(spectrum_store, blob_store, tmp_path):
+def test_store_kind_and_objective_must_match(spectrum_store, blob_store, tmp_path, capsys):
+    assert main(["views", str(blob_store), "--objective", "spectrum-masked", "--out", str(tmp_path / "v.png")]) == 2
+    assert "--objective spectrum-masked: trains on spectrum data" in capsys.readouterr().err
     with pytest.raises(TesseraError, match=r"an image store, but train\.stages\[0\] \(spectrum-masked\)"):
         pretrain(_cfg(tmp_path / "y"), blob_store, tmp_path / "y")
     image_cfg = resolve_run_config("cpu", ["train.branch=reconstruction"], tmp_path / "x")
