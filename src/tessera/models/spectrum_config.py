@@ -11,8 +11,9 @@ from tessera.errors import ConfigError
 
 @dataclass
 class SpectrumModelConfig:
-    """A 1-D transformer over overlapping patches (seed 003 §3.2: width 20, stride 10). ``length`` None = the
-    store's grid length, filled in by ``tessera pretrain`` from the corpus (as ``model.in_channels`` is)."""
+    """A 1-D transformer over overlapping patches (seed 003 §3.2: width 20, stride 10). ``length``: the store's grid
+    length, set by ``tessera pretrain`` from the corpus (as ``model.in_channels`` is: the data wins over a value
+    written here); None until then."""
 
     length: int | None = None
     width: int = 20
