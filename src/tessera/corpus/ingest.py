@@ -766,8 +766,8 @@ def run_ingest(
 
 def _resolve_kind(cfg: IngestConfig, out: Path | None, files: list[Path]) -> IngestConfig:
     """``cfg`` with ``kind`` decided (corpus/spectrum_ingest.py ``resolve_kind``; ``out`` None: not from an existing
-    store, which --overwrite replaces) and a ``positions`` catalogue made
-    absolute, as the store's config.yaml keeps them."""
+    store, which --overwrite replaces) and a ``positions`` catalogue made absolute, as the store's config.yaml
+    keeps them."""
     import dataclasses
 
     from tessera.corpus.spectrum_ingest import resolve_kind

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from tessera.corpus.config import IngestConfig
-from tessera.corpus.layout import GRID, SHARDS, STORE_INFO
+from tessera.corpus.layout import CONFIG, GRID, SHARDS, STORE_INFO
 from tessera.corpus.spectra import (
     CANONICAL_UNIT,
     TABLE_SUFFIXES,
@@ -56,12 +56,9 @@ class SpectrumGrid:
     kind: str
     unit: str | None
 
-    def info(self, channels: int | None = None) -> dict[str, Any]:
+    def info(self) -> dict[str, Any]:
+        """The store.json of a spectrum store on this grid (corpus/layout.py)."""
         return {"kind": "spectrum", "ndim": 1, "length": int(len(self.x)), "x_kind": self.kind, "x_unit": self.unit}
-
-
-def is_spectrum_file(path: Path) -> bool:
-    return suffix(Path(path)) in (".npy", *TABLE_SUFFIXES)
 
 
 # ---------------------------------------------------------------- the grid
@@ -256,14 +253,20 @@ def process_spectrum_input(path: str, key: str, source: str, cfg: IngestConfig, 
 
 
 def resolve_kind(cfg: IngestConfig, store: Path | None, files: list[Path]) -> str:
-    """``cfg.kind`` with "auto" decided (IngestConfig.kind): the store's own kind, else "spectrum" when every input
-    is a CSV table, else "image"."""
+    """``cfg.kind`` with "auto" decided (IngestConfig.kind): the store's own kind (store.json, else its saved config;
+    stores made before either said are image stores), else "spectrum" when every input is a CSV table, else
+    "image"."""
     if cfg.kind != "auto":
         return cfg.kind
     from tessera.corpus.store import read_store_info
 
     if store is not None and (Path(store) / STORE_INFO).is_file():
         return read_store_info(store)["kind"]
+    if store is not None and (Path(store) / CONFIG).is_file():
+        from tessera.config import load_saved_config
+
+        saved = load_saved_config(IngestConfig, Path(store)).kind  # "auto" in stores made before store.json existed
+        return saved if saved != "auto" else "image"
     if files and all(suffix(Path(p)) == ".csv" for p in files):
         return "spectrum"
     return "image"
