@@ -5,9 +5,10 @@ supervised baselines trained end to end on the same labels.
 Steps (all on CPU, tiny towers):
 1. ``simulate_pairs``: N sources, each a 64 px image and a 200-channel spectrum (tessera.simulate.pairs);
 2. a seeded split into the alignment's training pairs and held-out pairs (``tessera.align``'s own split);
-3. the spectrum tower (dim 64, 2 blocks) pretrained by masked modelling on the training spectra only
-   (``tessera.align.spectrum_pretrain``; 6 segments of ``--segment-width`` channels: seed 003's 6 x 30 of a
-   7781-channel spectrum would hide 90 % of 200 channels);
+3. the spectrum tower (dim 64, 2 blocks) pretrained by masked modelling on the training spectra only, through
+   the engine (``tessera.align.spectrum_pretrain.pretrain_spectra``: a spectrum store of the training spectra and
+   ``tessera pretrain --config spectrum``, objective ``spectrum-masked``; 6 segments of ``--segment-width``
+   channels: seed 003's 6 x 30 of a 7781-channel spectrum would hide 90 % of 200 channels);
 4. the image tower: a random-init ``vit_micro_patch8_32`` (no image pretraining fits this budget; say so);
 5. ``tessera align`` on the training pairs (frozen backbones unless ``--trainable-blocks``), then
    ``alignment_results``: zero-shot k-NN (k = 16) and few-shot MLP (width 32) R² on the held-out pairs, per tower,

@@ -11,7 +11,7 @@ from tessera.train.config import list_recipes, resolve_pretrain_config, stage_co
 
 
 def test_registry_lists_every_objective_and_unknown_names_the_key():
-    assert list_objectives() == ["reconstruction", "contrastive", "dino", "byol"]
+    assert list_objectives() == ["reconstruction", "contrastive", "dino", "byol", "spectrum-masked"]
     with pytest.raises(ConfigError, match=r"'train.stages\[0\].objective'.*registered: reconstruction, contrastive"):
         get_objective("jigsaw", "train.stages[0].objective")
 

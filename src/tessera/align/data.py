@@ -193,20 +193,33 @@ class MatchSide:
         return _resolve(self.path.parent, self.table.path.astype(str).to_numpy()[rows])
 
     def check(self, rows: np.ndarray, tower) -> None:
-        """Before any reading: every listed file exists (one error listing the missing), a store feeds images."""
+        """Before any reading: every listed file exists (one error listing the missing); a store feeds a tower of
+        its kind (image cutouts or spectra, the store's store.json), a spectrum store one of its grid length."""
         if self.table is not None:
             _check_files(self.path, self.files(rows))
-        elif tower.kind != "image":
-            raise TesseraError(f"{self.path}: a cutout store holds images, but it feeds a {tower.kind} tower")
+            return
+        from tessera.corpus.store import read_store_info
+
+        info = read_store_info(self.path)
+        if tower.kind != info["kind"]:
+            held = "images" if info["kind"] == "image" else "spectra"
+            raise TesseraError(f"{self.path}: a cutout store holds {held}, but it feeds a {tower.kind} tower")
+        if info["kind"] == "spectrum" and int(info["length"]) != int(tower.image_size):
+            raise TesseraError(f"{self.path}: spectra of {info['length']} channels, the spectrum tower takes "
+                               f"{tower.image_size}")
 
     def read(self, rows: np.ndarray, tower) -> torch.Tensor:
-        """The inputs of ``rows`` on ``tower``'s grid: files listed by a catalogue, or the store's cutouts."""
+        """The inputs of ``rows`` on ``tower``'s grid: files listed by a catalogue, or the store's cutouts
+        (resized to the tower's input) or spectra ((N, C, L) as stored, NaN = missing)."""
         if self.table is not None:
             return _read_column(self.files(rows), tower, f"{self.path} path")
         from tessera.corpus.store import CutoutStore
 
         store = CutoutStore(self.path)
-        return resize_images([store.get_array(int(i)) for i in rows], tower.image_size, str(self.path))
+        arrays = [store.get_array(int(i)) for i in rows]
+        if store.kind == "spectrum":
+            return torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 1, int(tower.image_size))
+        return resize_images(arrays, tower.image_size, str(self.path))
 
 
 def match_side(text: str) -> MatchSide:

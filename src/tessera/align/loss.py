@@ -1,48 +1,8 @@
-"""Symmetric CLIP InfoNCE on cosine similarity (seed 003 §3.3 Eq. 1-2; Radford et al. 2021).
-
-For unit embeddings ``a_i``, ``b_i`` of the same object i, logits ``s * a_i . b_j`` with the logit scale ``s``
-(seed 003 App. B3.2: fixed at 15.5, found better than learned). The loss is the mean of the a->b and b->a
-cross-entropies with the partner as the target. Negatives are cross-modal only (CLIP does not contrast an image
-with other images).
-
-Under torchrun every rank's embeddings are all-gathered WITH gradient (``tessera.train.distributed``: backward
-sums the slices over ranks, DDP's average supplies the 1/G), so each rank's local queries see the global key set
-and the parameter gradients equal those of one process on the global batch.
-"""
+"""Symmetric CLIP InfoNCE (seed 003 §3.3): the loss lives with the objectives (``tessera.objectives.alignment``,
+where the align trainer's step is); kept importable here under its first name."""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from tessera.objectives.alignment import clip_loss, info_nce_directional, pair_accuracy
 
-from tessera.train import distributed as D
-
-
-def _check(a: torch.Tensor, b: torch.Tensor) -> None:
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"embeddings must both be (B, D) of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
-
-
-def info_nce_directional(queries: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor | float,
-                         offset: int = 0) -> torch.Tensor:
-    """Mean cross-entropy of queries (B, D) against keys (N, D), query i's positive = key ``offset + i``."""
-    logits = scale * queries @ keys.T  # (B, N); logsumexp inside cross_entropy (DESIGN §7: log space)
-    targets = torch.arange(queries.shape[0], device=queries.device) + offset
-    return F.cross_entropy(logits.float(), targets)
-
-
-def clip_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
-    """Symmetric InfoNCE of this rank's pairs a (B, D), b (B, D) (unit rows) with the global key sets; scalar.
-
-    Single process: ``0.5 * (CE(s a b^T, I) + CE(s b a^T, I))``.
-    """
-    _check(a, b)
-    keys_b, offset = D.gather_keys(b, with_grad=True)
-    keys_a, _ = D.gather_keys(a, with_grad=True)
-    return 0.5 * (info_nce_directional(a, keys_b, scale, offset) + info_nce_directional(b, keys_a, scale, offset))
-
-
-def pair_accuracy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Fraction of local a->b queries whose nearest local key is the partner (a cheap training health signal)."""
-    with torch.no_grad():
-        return (torch.argmax(a @ b.T, dim=1) == torch.arange(a.shape[0], device=a.device)).float().mean()
+__all__ = ["clip_loss", "info_nce_directional", "pair_accuracy"]

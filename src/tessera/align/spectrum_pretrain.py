@@ -1,91 +1,29 @@
-"""Masked modelling of spectra (seed 003 §3.2, App. B2): the single-modal pretraining of a spectrum tower.
+"""Masked modelling of in-memory spectra through the engine: a thin caller of ``tessera pretrain`` (issue 14).
 
-Each spectrum is Z-scored on its valid channels; six contiguous, non-overlapping segments of 30 channels are
-hidden (set missing, so the encoder sees them as it sees flagged channels: zero value, zero validity); a linear
-decoder maps each patch token back to its 20 channels, overlapping patches are averaged per channel, and the loss
-is the MSE on the hidden channels that were valid (a flagged channel is never a target).
+The objective is ``spectrum-masked`` (:mod:`tessera.objectives.spectrum`: six contiguous segments of 30 channels
+hidden, MSE on the hidden valid channels, seed 003 §3.2), trained by :mod:`tessera.train.engine` on a spectrum
+store (``tessera ingest --spectra``). :func:`pretrain_spectra` is for spectra already held as a tensor (the
+benchmarks, notebooks): it writes them as one ``(N, C, L)`` NPY into a spectrum store, runs the ``spectrum``
+recipe with the encoder's architecture, and loads the trained weights back into ``encoder``. The run directory is
+an ordinary pretraining run (config.yaml, metrics.jsonl, checkpoints/, model/), so ``tessera align --b RUN`` reads
+it. From the command line::
 
-Why not an objective of ``tessera pretrain`` (yet): the engine trains on a CutoutStore of images through view
-generators, and making it take spectra is a structural change of several packages, not a registry line:
-
-1. a spectrum store (``corpus``): shards of ``(C, L)`` float32 on one grid with NaN = missing, the grid saved
-   with it, a manifest with provenance and RA/Dec (``corpus/spectra.py`` reads the files; nothing writes a
-   store), and an ingest entry point for it;
-2. ``train/run.py``: ``Run.open`` opens only ``CutoutStore``; ``config_for_corpus`` and ``Run.export`` assume a
-   ViT (``model.in_channels``, ``export_model``); a spectrum run needs its model section (length, width,
-   stride, dim, depth) and ``export_spectrum``;
-3. ``train/loader.py``: ``read_cutouts`` turns a 2-D array into ``(1, H, W)``, so a ``(C, L)`` spectrum would
-   become ``(1, C, L)``; the store must say its array rank;
-4. ``views``: ``views_from_pool`` needs a generator returning ``.views`` / ``.nonempty``; a 1-D generator
-   (the spectra themselves plus segment masks drawn from the step's generator; "empty" = no valid channel);
-5. ``models``: ``build_pretrain_model`` builds only image encoders; the objective would build
-   :class:`SpectrumMaskedModel` itself, and the collapse monitor's ``encoder(views[:, 0]).readout`` then works
-   on ``(B, V, C, L)`` views;
-6. the objective (``objectives/spectrum.py``): settings (segments, width, batch size, grad clip), ``step`` =
-   :func:`masked_loss` with the mask from ``ctx.generator``, registered in ``objectives/registry.py``.
-
-Until then this small loop reuses the engine's AdamW/cosine and checkpoint helpers and writes RUN/model/ with
-:func:`tessera.models.spectrum.export_spectrum`, which ``tessera align --b RUN/model`` reads.
+    tessera ingest --spectra SPECTRA... --out SPECSTORE
+    tessera pretrain --config spectrum --corpus SPECSTORE --out RUN
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
 
-from tessera.models.spectrum import SpectrumEncoder, export_spectrum, zscore_spectra
-from tessera.train.checkpoint import save_checkpoint
-from tessera.train.optim import build_optimizer, build_scheduler
-
-
-def segment_mask(batch: int, length: int, segments: int = 6, width: int = 30,
-                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask (B, L) bool, starts (B, segments) long): ``segments`` non-overlapping runs of ``width`` channels,
-    uniformly placed (sorted free offsets + i * width), so exactly ``segments * width`` channels are masked."""
-    free = length - segments * width
-    if free < 0:
-        raise ValueError(f"{segments} segments of {width} channels do not fit in {length} channels")
-    offsets = torch.sort(torch.randint(0, free + 1, (batch, segments), generator=generator), dim=1).values
-    starts = offsets + torch.arange(segments) * width
-    channel = torch.arange(length)
-    inside = (channel[None, None, :] >= starts[..., None]) & (channel[None, None, :] < starts[..., None] + width)
-    return inside.any(dim=1), starts
-
-
-class SpectrumMaskedModel(nn.Module):
-    """Encoder + linear patch decoder: x (B, C, L) -> reconstruction (B, C, L) of the Z-scored spectrum."""
-
-    def __init__(self, encoder: SpectrumEncoder):
-        super().__init__()
-        self.encoder = encoder
-        self.decoder = nn.Linear(encoder.dim, encoder.in_channels * encoder.width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        enc = self.encoder
-        tokens, _ = enc.token_sequence(x)
-        patches = self.decoder(tokens[:, 2:])  # (B, P, C * width)
-        b, p = patches.shape[:2]
-        patches = patches.view(b, p, enc.in_channels, enc.width)
-        out = x.new_zeros(b, enc.in_channels, enc.length)
-        count = x.new_zeros(enc.length)
-        for i in range(p):  # overlapping patches: average the predictions of every patch covering a channel
-            lo = i * enc.stride
-            out[..., lo : lo + enc.width] += patches[:, i]
-            count[lo : lo + enc.width] += 1
-        return out / count.clamp_min(1)
-
-
-def masked_loss(model: SpectrumMaskedModel, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MSE on the hidden, valid channels: x (B, C, L) raw spectra (NaN = missing), mask (B, L) bool."""
-    z, valid, _ = zscore_spectra(x)
-    hidden = mask[:, None, :].expand_as(z)
-    inputs = torch.where(hidden, torch.full_like(z, float("nan")), torch.where(valid.bool(), z, float("nan")))
-    target = hidden & valid.bool()
-    pred = model(inputs)
-    return ((pred - z) ** 2)[target].mean()
+from tessera.models.spectrum import SpectrumEncoder, SpectrumMaskedModel  # noqa: F401  (re-exported)
+from tessera.objectives.spectrum import masked_loss, segment_mask  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -99,30 +37,44 @@ class SpectrumPretrainConfig:
     width: int = 30
     seed: int = 0
 
+    def overrides(self, encoder: SpectrumEncoder) -> list[str]:
+        """The ``spectrum`` recipe's keys for these settings and ``encoder``'s architecture."""
+        arch = {k: v for k, v in encoder.settings().items() if k in ("width", "stride", "dim", "depth", "heads",
+                                                                      "mlp_ratio")}
+        return ([f"model.spectrum.{k}={v}" for k, v in arch.items()]
+                + [f"objective.spectrum_masked.{k}={getattr(self, k)}" for k in ("segments", "width", "batch_size")]
+                + [f"train.max_steps={self.steps}", f"train.lr={self.lr}", f"train.weight_decay={self.weight_decay}",
+                   f"train.warmup_fraction={self.warmup_fraction}", f"train.seed={self.seed}", "train.log_every=1",
+                   f"train.checkpoint_every={self.steps}", "train.progress=false", "train.device=cpu"])
+
+
+def write_spectrum_store(spectra: torch.Tensor | np.ndarray, store: str | Path) -> Path:
+    """Spectra (N, C, L) (NaN = missing) -> a spectrum store at ``store`` (one NPY input, a row per spectrum)."""
+    from tessera.corpus.config import IngestConfig
+    from tessera.corpus.ingest import run_ingest
+
+    store = Path(store)
+    inputs = store.parent / f"{store.name}.inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    np.save(inputs / "spectra.npy", np.asarray(torch.as_tensor(spectra).float().cpu().numpy(), dtype=np.float32))
+    run_ingest([inputs / "spectra.npy"], store, IngestConfig(kind="spectrum"), progress=False)
+    return store
+
 
 def pretrain_spectra(encoder: SpectrumEncoder, spectra: torch.Tensor, out: str | Path,
                      cfg: SpectrumPretrainConfig | None = None) -> list[float]:
-    """Train ``encoder`` by masked modelling on spectra (N, C, L); write RUN/model and a final checkpoint.
-    Returns the loss of every step."""
+    """Train a tower of ``encoder``'s architecture by masked modelling on spectra (N, C, L) with the engine
+    (``tessera pretrain --config spectrum``) into the run directory ``out``; the trained weights are loaded into
+    ``encoder`` (its initial weights are the engine's seeded init, not ``encoder``'s). Returns every step's loss."""
+    from tessera.models.spectrum import load_spectrum
+    from tessera.train.engine import pretrain
+    from tessera.train.run import resolve_run_config
+
     cfg = cfg or SpectrumPretrainConfig()
     out = Path(out)
-    model = SpectrumMaskedModel(encoder).train()
-    device = torch.device("cpu")
-    opt = build_optimizer(model, cfg.lr, cfg.weight_decay, (0.9, 0.95), device)
-    sched = build_scheduler(opt, cfg.steps, cfg.warmup_fraction, cfg.lr, 0.0)
-    g = torch.Generator().manual_seed(cfg.seed)
-    losses = []
-    for _ in range(cfg.steps):
-        idx = torch.randint(0, len(spectra), (cfg.batch_size,), generator=g)
-        mask, _ = segment_mask(cfg.batch_size, encoder.length, cfg.segments, cfg.width, g)
-        loss = masked_loss(model, spectra[idx], mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-    save_checkpoint(out / "checkpoints", cfg.steps, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                                     "scheduler": sched.state_dict()})
-    export_spectrum(encoder, out / "model")
-    return losses
+    with tempfile.TemporaryDirectory(prefix="tessera-spectra-") as tmp:
+        store = write_spectrum_store(spectra, Path(tmp) / "store")
+        run_cfg = resolve_run_config("spectrum", cfg.overrides(encoder), out)
+        pretrain(run_cfg, store, out, overwrite=out.exists())
+    encoder.load_state_dict(load_spectrum(out / "model").state_dict())
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]

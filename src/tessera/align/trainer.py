@@ -1,9 +1,10 @@
 """The alignment loop of ``tessera align`` (seed 003 §5, App. B3.2).
 
-Why not an objective of ``tessera.train.engine``: the engine trains ONE encoder on a CutoutStore through view
-generators, builds its model from ``model:`` presets and hands encoders between stages; alignment trains two
-heads over two already-pretrained towers of possibly different modalities on paired data, with no views. So this
-is a small separate loop that reuses the engine's parts: the data order (:class:`~tessera.train.engine.StepSampler`),
+Why not a stage of ``tessera.train.engine``: the engine trains ONE encoder on a store through view generators,
+builds its model from ``model:`` presets and hands encoders between stages; alignment trains two heads over two
+already-pretrained towers of possibly different modalities on paired data, with no views. Its step IS an objective's
+step (:class:`tessera.objectives.alignment.Alignment` on a :class:`~tessera.objectives.base.PairedViews` batch),
+and this small separate loop reuses the engine's parts: the data order (:class:`~tessera.train.engine.StepSampler`),
 AdamW with decay on matrices only and the cosine schedule (:mod:`tessera.train.optim`), the self-verifying
 atomic checkpoints with RNG states (:mod:`tessera.train.checkpoint`), the metrics log, the non-finite guard and
 the DDP helpers (:mod:`tessera.train.distributed`).
@@ -34,11 +35,12 @@ from torch import nn
 
 from tessera.align.config import AlignConfig
 from tessera.align.data import PairedData, holdout_split, load_pairs
-from tessera.align.loss import clip_loss, pair_accuracy
 from tessera.align.head import CrossAttentionPooling
 from tessera.align.towers import AlignModel, Tower, export_tower, load_backbone, set_trainable
 from tessera.config import load_saved_config, save_config, to_dict
 from tessera.errors import TesseraError
+from tessera.objectives.alignment import Alignment
+from tessera.objectives.base import PairedViews, StepContext
 from tessera.outputs import prepare_output_dir
 from tessera.seeding import mix_seed
 from tessera.train import distributed as D
@@ -127,7 +129,8 @@ class AlignTrainer:
         self.device = info.device
         self.train = train
         self.kinds = (model.a.kind, model.b.kind)
-        self.sampler = StepSampler(len(train), tc.batch_size, info.world_size, info.rank, tc.seed)
+        self.objective = Alignment(cfg)  # the step over PairedViews (objectives/alignment.py)
+        self.sampler = StepSampler(len(train), self.objective.batch_size(), info.world_size, info.rank, tc.seed)
         model = model.to(self.device)
         if info.distributed:
             model = nn.parallel.DistributedDataParallel(
@@ -140,31 +143,35 @@ class AlignTrainer:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> PairedViews:
         """This rank's pairs of optimizer step ``step``, augmented, on the device."""
         idx = torch.as_tensor(self.sampler.indices(step))
         xa, xb = self.train.xa[idx], self.train.xb[idx]
         if self.cfg.train.augment:
             g = torch.Generator().manual_seed(mix_seed(self.cfg.train.seed, self.info.rank, step))
             xa, xb = augment(xa, xb, self.kinds, g)
-        return xa.to(self.device), xb.to(self.device)
+        return PairedViews(xa, xb, self.kinds).to(self.device)
+
+    def context(self, step: int) -> StepContext:
+        seed = mix_seed(self.cfg.train.seed, self.info.rank, step)
+        return StepContext(step=step, micro=0, max_steps=self.cfg.train.max_steps,
+                           generator=lambda stream: torch.Generator().manual_seed(mix_seed(seed, stream)))
 
     def train_step(self, step: int) -> dict[str, float]:
+        """One optimizer step: the objective's step on the paired batch (objectives/alignment.py), clip, update."""
         self.optimizer.zero_grad(set_to_none=True)
-        xa, xb = self.batch(step)
-        za, zb = self.model(xa, xb)
-        scale = D.unwrap(self.model).scale
-        loss = clip_loss(za, zb, scale)
-        loss.backward()
-        mean_loss = float(D.all_reduce_mean(loss))
+        out = self.objective.step(self.model, self.batch(step), self.context(step))
+        out.loss.backward()
+        mean_loss = float(D.all_reduce_mean(out.loss))
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_norm = float(nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip))
+        grad_norm = float(nn.utils.clip_grad_norm_(params, self.objective.grad_clip()))
         check_finite(mean_loss, grad_norm, {}, NAME, step + 1)
         lr = self.optimizer.param_groups[0]["lr"]
+        scale = float(D.unwrap(self.model).scale.detach())  # the scale this step's loss used
         self.optimizer.step()
         self.scheduler.step()
-        return {"loss": mean_loss, "pair_accuracy": float(D.all_reduce_mean(pair_accuracy(za, zb))),
-                "lr": lr, "grad_norm": grad_norm, "logit_scale": float(scale.detach())}
+        return {"loss": mean_loss, "pair_accuracy": float(D.all_reduce_mean(out.parts["pair_accuracy"])),
+                "lr": lr, "grad_norm": grad_norm, "logit_scale": scale}
 
     def save(self, step: int) -> None:
         if D.is_main_process():

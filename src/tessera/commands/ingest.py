@@ -8,6 +8,8 @@ PDF sheets (vector or scanned, multi-page) are rendered per page at --dpi in gra
 bright, kept on their own linear scale, and near-blank tiles are dropped with --min-ink-fraction (issue 20).
 On a cluster, N processes with --shard I/N (I = 0..N-1) each ingest every N-th input into STORE/parts/; then
 `tessera ingest --merge STORE` combines them into exactly the store one process writes (same manifest bytes).
+With --spectra (or a batch of CSV tables) the inputs are 1-D spectra: a spectrum store of float32 (C, L) on one
+grid saved with it (grid.npy, store.json), NaN = missing channel, manifest and resume as for cutouts.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ def add_arguments(parser):
                              "default: PDFs inverted, other files as they are")
     parser.add_argument("--min-ink-fraction", type=float, metavar="F",
                         help="drop tiles with a smaller fraction of ink pixels (blank sheet margins; default 0: off)")
+    parser.add_argument("--spectra", action="store_true",
+                        help="the inputs are 1-D spectra (NPY on one grid, or CSV/FITS tables of flux against "
+                        "frequency or wavelength, resampled onto the store's grid); default: auto (a CSV-only batch, "
+                        "or an existing spectrum store)")
+    parser.add_argument("--length", type=positive_int, metavar="L",
+                        help="spectra: channels of the store's grid (default: the NPY length or the longest table)")
+    parser.add_argument("--positions", metavar="CSV",
+                        help="spectra: a path,ra_deg,dec_deg catalogue giving the spectra their sky positions")
     parser.add_argument("--overwrite", action="store_true", help="wipe an existing store instead of resuming it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     # The inputs are greedy, so key=value overrides land there; run() separates them.
@@ -68,8 +78,9 @@ def split_overrides(items: list[str]) -> tuple[list[str], list[str]]:
 def _print_summary(report: dict) -> None:
     run = report["run"]
     dropped = ", ".join(f"{k} {v}" for k, v in report["tiles_dropped"].items())
+    what = "spectra" if report.get("kind") == "spectrum" else "cutouts"
     lines = [
-        f"store {report['store']}: {report['tiles_written']} cutouts from {report['inputs_read']} inputs "
+        f"store {report['store']}: {report['tiles_written']} {what} from {report['inputs_read']} inputs "
         f"({report['inputs_skipped']} skipped)",
         f"  dropped tiles: {dropped}",
     ]
@@ -121,7 +132,8 @@ def run(args) -> int:
     # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
     flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers,
              "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None,
-             "dpi": args.dpi, "invert": args.invert, "min_ink_fraction": args.min_ink_fraction}
+             "dpi": args.dpi, "invert": args.invert, "min_ink_fraction": args.min_ink_fraction,
+             "kind": "spectrum" if args.spectra else None, "length": args.length, "positions": args.positions}
     cfg = resolve_config(IngestConfig, args.config, overrides, section="ingest", values=flags)
     report = run_ingest(inputs, args.out, cfg, overwrite=args.overwrite, progress=not args.quiet, shard=shard)
     if not args.quiet and shard is not None:

@@ -12,10 +12,15 @@ steps (metrics.jsonl `monitor_knn_macro_f1`, TensorBoard, the progress bar). Exa
   tessera pretrain --config dino --corpus STORE --out runs/dino train.monitor_data=mirabest:data/MiraBest
   tessera pretrain --config paper --corpus STORE --out runs/paper train.branch=contrastive
   tessera pretrain --corpus STORE --out runs/cpu --resume      (reads runs/cpu/config.yaml)
+  tessera pretrain --config spectrum --corpus SPECSTORE --out runs/spec   (a spectrum store: `ingest --spectra`)
+
+A spectrum store (`tessera ingest --spectra`) trains the 1-D spectrum tower by masked modelling (objective
+spectrum-masked, recipe `spectrum`); RUN/model is then a spectrum encoder that `tessera align --b RUN` reads.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 from tessera.commands._common import add_config_arguments
@@ -68,6 +73,12 @@ def build_knn_monitor(
     return monitor
 
 
+def _is_spectrum_store(corpus) -> bool:
+    from tessera.corpus.store import read_store_info
+
+    return read_store_info(corpus)["kind"] == "spectrum"
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--corpus", required=True, metavar="STORE", help="a cutout store made by `tessera ingest`")
     parser.add_argument("--out", required=True, metavar="RUN", help="the run directory to write")
@@ -92,8 +103,14 @@ def run(args) -> int:
     if not Path(args.corpus).exists():
         raise TesseraError(f"{args.corpus}: corpus store not found (build one with `tessera ingest`)")
     tc = cfg.train
-    monitor = build_knn_monitor(tc.monitor_data, max_images=tc.monitor_max_images,
-                                seed=tc.seed) if tc.monitor_data else None
+    monitor_data = tc.monitor_data
+    if monitor_data and _is_spectrum_store(args.corpus):
+        # The k-NN monitor embeds labeled images with encoder.embed; a spectrum tower takes (B, C, L) spectra.
+        print("tessera: warning: train.monitor_data skipped: the k-NN monitor embeds labeled images, and a spectrum "
+              "run's encoder takes spectra", file=sys.stderr)
+        monitor_data = None
+    monitor = build_knn_monitor(monitor_data, max_images=tc.monitor_max_images,
+                                seed=tc.seed) if monitor_data else None
     run_dir = pretrain(cfg, args.corpus, args.out, resume=args.resume, overwrite=args.overwrite, monitor=monitor)
     if is_main():  # one line from the whole torchrun job
         print(run_dir)

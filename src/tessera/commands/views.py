@@ -49,12 +49,16 @@ def run(args: argparse.Namespace) -> int:
         out = draw_views_figure(store, args.out, cfg, name, n, args.cutouts, args.seed)
         save_config(cfg, Path(out).with_suffix(".yaml"))
     else:
+        from tessera.errors import TesseraError
         from tessera.objectives.registry import get_objective
         from tessera.train.config import resolve_pretrain_config
 
         overrides = [o if o.startswith(SECTIONS) else f"views.{o}" for o in args.overrides]
         full = resolve_pretrain_config(args.config, [f"train.branch={name}", *overrides])
         objective = get_objective(name, "--objective")(full)
+        if objective.input_kind != "image":
+            raise TesseraError(f"--objective {name}: trains on {objective.input_kind} data, whose view is the "
+                               "spectrum itself (no crops to draw)")
         n = args.n or 2
         gen = objective.view_generator()
         groups = ", ".join(f"{g.count} x {g.name} {g.size}px" for g in gen.groups)

@@ -1,10 +1,12 @@
-"""IngestConfig: how inputs become cutouts (tile size, stride, minimum size, workers, channels)."""
+"""IngestConfig: how inputs become cutouts (tile size, stride, minimum size, workers, channels), or spectra."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from tessera.errors import ConfigError
+
+KINDS = ("auto", "image", "spectrum")
 
 
 @dataclasses.dataclass
@@ -34,6 +36,17 @@ class IngestConfig:
     # ZScale would stretch anti-aliasing grey to full ink), ZScale otherwise; "zscale" / "linear" force it;
     # "minmax": each tile's finite range linearly to [0, 1] (strong lenses, issue 16: normalize.minmax_normalize).
     stretch: str = "auto"
+    # What the store holds (DESIGN §3.2): "image" cutouts (C, H, W), "spectrum" 1-D spectra (C, L) on one grid
+    # (corpus/spectra.py, corpus/spectrum_ingest.py), or "auto": the existing store's kind, else "spectrum" when
+    # every input is a CSV table (images never come as CSV), else "image".
+    kind: str = "auto"
+    # Spectra only: channels L of the store's grid (None: the NPY inputs' length, else the longest table's sample
+    # count), the grid's ends in the inputs' x unit (MHz or Angstrom; None: the span of the tables), and a
+    # catalogue CSV (path,ra_deg,dec_deg; paths relative to it) giving the spectra their sky positions.
+    length: int | None = None
+    grid_min: float | None = None
+    grid_max: float | None = None
+    positions: str | None = None
 
     def validate(self) -> None:
         if self.tile < 1:
@@ -54,6 +67,15 @@ class IngestConfig:
             raise ConfigError(f"config key 'min_ink_fraction': must be in [0, 1], got {self.min_ink_fraction}")
         if self.stretch not in ("auto", "zscale", "linear", "minmax"):
             raise ConfigError(f"config key 'stretch': {self.stretch!r} is not one of auto, zscale, linear, minmax")
+        self._validate_spectrum()
+
+    def _validate_spectrum(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"config key 'kind': {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.length is not None and self.length < 2:
+            raise ConfigError(f"config key 'length': must be >= 2 channels, got {self.length}")
+        if self.grid_min is not None and self.grid_max is not None and not self.grid_max > self.grid_min:
+            raise ConfigError(f"config key 'grid_max': must be > grid_min ({self.grid_min}), got {self.grid_max}")
 
     @property
     def effective_stride(self) -> int:
@@ -68,7 +90,15 @@ class IngestConfig:
             "to_gray": self.to_gray,
             "max_nan_fraction": self.max_nan_fraction,
             **self._sheet_settings(),
+            **self._spectrum_settings(),
         }
+
+    def _spectrum_settings(self) -> dict:
+        """The spectrum settings, only for a spectrum store: image stores keep their content settings."""
+        if self.kind != "spectrum":
+            return {}
+        return {"kind": self.kind, "length": self.length, "grid_min": self.grid_min, "grid_max": self.grid_max,
+                "positions": self.positions}
 
     def _sheet_settings(self) -> dict:
         """The line-art settings, only where they differ from the defaults: stores built before they existed

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 # Line-art drop reasons (corpus/pdf.py), reported only when they occur so radio reports keep their keys.
 SHEET_DROP_REASONS = ("low_ink",)
+SPECTRUM_DROP_REASONS = ("all_missing",)  # a spectrum with no valid channel on the store's grid
 
 # Manifest columns in order, with their dtypes (fixed so that the parquet bytes are reproducible).
 MANIFEST_COLUMNS: dict[str, str] = {
@@ -518,7 +519,7 @@ def summarize(records: dict[str, dict], problems: list[dict[str, str]], run: dic
         "inputs_skipped": len(skipped) + len(problems),
         "tiles_written": sum(r["tiles"] for r in done),
         "tiles_dropped": {k: dropped[k] for k in DROP_REASONS}
-        | {k: dropped[k] for k in SHEET_DROP_REASONS if dropped[k]},
+        | {k: dropped[k] for k in SHEET_DROP_REASONS + SPECTRUM_DROP_REASONS if dropped[k]},
         "tiles_kept": {k: kept[k] for k in KEPT_REASONS},
         "products_skipped": dict(sorted(plane_skips.items())),
         "skipped_inputs": [{"path": r["path"], "reason": r["reason"]} for r in sorted(skipped, key=lambda r: r["path"])]
@@ -689,19 +690,22 @@ def _worker_init(parent: int) -> None:
 def _run_tasks(tasks: list[tuple[str, str, str]], cfg: IngestConfig, store: Path, on_record: Callable[[dict], None],
                progress: bool):
     """Process inputs (in worker processes when cfg.workers > 1); ``on_record`` runs in this process, in completion
-    order."""
+    order. Spectrum stores read each input with corpus/spectrum_ingest.py instead of tiling image planes."""
+    worker = process_input
+    if cfg.kind == "spectrum":
+        from tessera.corpus.spectrum_ingest import process_spectrum_input as worker
     bar = progress_bar(total=len(tasks), desc="ingest", unit="file", disable=not progress, leave=False)
     try:
         if cfg.workers == 1 or len(tasks) <= 1:
             for path, key, source in tasks:
-                on_record(process_input(path, key, source, cfg, str(store)))
+                on_record(worker(path, key, source, cfg, str(store)))
                 bar.update(1)
             return
         pool = concurrent.futures.ProcessPoolExecutor(
             max_workers=min(cfg.workers, len(tasks)), initializer=_worker_init, initargs=(os.getpid(),)
         )
         with pool:
-            futures = [pool.submit(process_input, p, k, s, cfg, str(store)) for p, k, s in tasks]
+            futures = [pool.submit(worker, p, k, s, cfg, str(store)) for p, k, s in tasks]
             try:
                 for fut in concurrent.futures.as_completed(futures):
                     on_record(fut.result())
@@ -744,7 +748,11 @@ def run_ingest(
     files, problems = expand_inputs(inputs, exclude=out)
     if not files and not problems:
         raise TesseraError("no input files given")
+    cfg = _resolve_kind(cfg, None if overwrite else out, [p for p, _ in files])
     if shard is not None:
+        if cfg.kind == "spectrum":
+            raise TesseraError("--shard: spectrum stores are ingested by one process (every part would plan its own "
+                               "grid); drop --shard")
         from tessera.corpus.shards import ingest_part
 
         return ingest_part(files, problems, out, cfg, shard, overwrite=overwrite, progress=progress)
@@ -754,6 +762,34 @@ def run_ingest(
         reasons = [r["reason"] for r in this_run][:3] + [p["detail"] for p in problems][:3]
         raise TesseraError(f"nothing could be read from the inputs ({'; '.join(reasons)[:400]})")
     return report
+
+
+def _resolve_kind(cfg: IngestConfig, out: Path | None, files: list[Path]) -> IngestConfig:
+    """``cfg`` with ``kind`` decided (corpus/spectrum_ingest.py ``resolve_kind``; ``out`` None: not from an existing
+    store, which --overwrite replaces) and a ``positions`` catalogue made absolute, as the store's config.yaml
+    keeps them."""
+    import dataclasses
+
+    from tessera.corpus.spectrum_ingest import resolve_kind
+
+    kind = resolve_kind(cfg, out, files)
+    positions = str(Path(cfg.positions).resolve()) if cfg.positions else None
+    if positions is not None and not Path(positions).is_file():
+        raise TesseraError(f"config key 'positions': {cfg.positions}: no such catalogue file")
+    return dataclasses.replace(cfg, kind=kind, positions=positions)
+
+
+def write_store_kind(store: Path, cfg: IngestConfig, files: list[Path]) -> None:
+    """``store.json`` (corpus/layout.py): an image store's rank, or a spectrum store's grid (planned from ``files``
+    when the store is new, corpus/spectrum_ingest.py)."""
+    from tessera.corpus.layout import STORE_INFO
+
+    if cfg.kind == "spectrum":
+        from tessera.corpus.spectrum_ingest import ensure_grid
+
+        ensure_grid(store, files, cfg)
+    elif not (store / STORE_INFO).is_file():
+        atomic_write_text(store / STORE_INFO, json.dumps({"kind": "image", "ndim": 2}, indent=2))
 
 
 def ingest_files(files: list[tuple[Path, str]], problems: list[dict[str, str]], out: Path, cfg: IngestConfig,
@@ -767,6 +803,7 @@ def ingest_files(files: list[tuple[Path, str]], problems: list[dict[str, str]], 
     store, lock = open_store_for_writing(out, cfg, overwrite)
     try:
         save_config(cfg, store)
+        write_store_kind(store, cfg, [p for p, _ in files])
         records = read_journal(store)
         previous = {p for p, r in records.items() if r["status"] == "done"}
         _clean_store(store, records)
@@ -805,6 +842,8 @@ def ingest_files(files: list[tuple[Path, str]], problems: list[dict[str, str]], 
         }
         report = summarize(records, problems, run)
         report["store"] = str(store)
+        if cfg.kind == "spectrum":
+            report["kind"] = "spectrum"
         atomic_write_text(store / REPORT, json.dumps(report, indent=2, allow_nan=True))
     finally:
         lock.unlink(missing_ok=True)

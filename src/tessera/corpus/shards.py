@@ -31,6 +31,7 @@ from tessera.corpus.ingest import (
     open_store_for_writing,
     read_journal,
     summarize,
+    write_store_kind,
 )
 from tessera.corpus.layout import CONFIG, JOURNAL, REPORT, SHARDS
 from tessera.errors import TesseraError
@@ -141,6 +142,7 @@ def merge_store(store: str | Path) -> dict:
     store, lock = open_store_for_writing(store, cfg, overwrite=False)
     try:
         atomic_write_text(store / CONFIG, part_config.read_text())  # what one process with these settings saves
+        write_store_kind(store, cfg, [])
         records = read_journal(store)
         previous = {p for p, r in records.items() if r["status"] == "done"}
         problems: list[dict] = []

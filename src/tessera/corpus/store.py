@@ -3,6 +3,11 @@
 Shards are float16 ``.npy`` arrays ``(N, C, H, W)`` memory-mapped on first use, so ``get_array`` costs
 one page-in of one cutout; the manifest (pandas) maps a global index to (shard, offset) and keeps the
 provenance of every cutout (file, HDU, plane, tile position, RA/Dec, raw statistics).
+
+The same class reads a spectrum store (``tessera ingest --spectra``, corpus/spectrum_ingest.py): its
+``store.json`` says ``kind = "spectrum"``, ``ndim = 1``, and ``get_array`` gives float32 ``(C, L)`` spectra on the
+store's grid (:attr:`CutoutStore.grid`) with NaN at missing channels. A store without ``store.json`` (made
+before it existed) is an image store. Readers ask :attr:`CutoutStore.ndim`, never the array's shape.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tessera.corpus.layout import MANIFEST, shard_path
+from tessera.corpus.layout import GRID, MANIFEST, STORE_INFO, shard_path
 from tessera.errors import TesseraError
 
 
 class CutoutStore:
     """``len(store)``; ``store[i] -> ((C, H, W) float32 in [0, 1], manifest row dict)``; ``get_array(i)``;
-    ``manifest``."""
+    ``manifest``; ``kind`` / ``ndim`` / ``grid`` (a spectrum store's items are (C, L) float32, NaN = missing)."""
 
     def __init__(self, path: str | Path):
         import pandas as pd
@@ -29,6 +34,7 @@ class CutoutStore:
         if not manifest_path.is_file():
             raise TesseraError(f"{self.path}: not a cutout store (no {MANIFEST}; run `tessera ingest` first)")
         self.manifest = pd.read_parquet(manifest_path)
+        self.info = read_store_info(self.path)
         self.channels = self._one_channel_count()
         codes, names = pd.factorize(self.manifest["shard"], sort=False)
         self._shard_codes = np.asarray(codes, dtype=np.int64)
@@ -49,6 +55,23 @@ class CutoutStore:
                 "or into separate stores"
             )
         return int(counts.index[0])
+
+    @property
+    def kind(self) -> str:
+        """"image" or "spectrum"."""
+        return str(self.info["kind"])
+
+    @property
+    def ndim(self) -> int:
+        """The spatial rank of one sample: 2 for (C, H, W) cutouts, 1 for (C, L) spectra."""
+        return int(self.info["ndim"])
+
+    @property
+    def grid(self) -> np.ndarray | None:
+        """Spectrum stores: the (L,) grid (in ``info["x_unit"]``); None for image stores."""
+        if self.kind != "spectrum":
+            return None
+        return np.load(self.path / GRID, allow_pickle=False)
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -74,7 +97,8 @@ class CutoutStore:
         return arr
 
     def get_array(self, i: int) -> np.ndarray:
-        """Cutout ``i`` as float32 ``(C, H, W)`` in [0, 1] (no manifest lookup beyond shard and offset)."""
+        """Cutout ``i`` as float32 ``(C, H, W)`` in [0, 1], or spectrum ``i`` as float32 ``(C, L)`` (no manifest lookup
+        beyond shard and offset)."""
         i = self._index(i)
         return np.asarray(self._shard(self._shard_codes[i])[self._offsets[i]], dtype=np.float32)
 
@@ -93,6 +117,25 @@ class CutoutStore:
         state = self.__dict__.copy()
         state["_maps"] = {}
         return state
+
+
+IMAGE_INFO = {"kind": "image", "ndim": 2}
+
+
+def read_store_info(path: str | Path) -> dict:
+    """The store's ``store.json`` (kind, ndim, and for spectra length, x_kind, x_unit); image defaults without one."""
+    import json
+
+    info_path = Path(path) / STORE_INFO
+    if not info_path.is_file():
+        return dict(IMAGE_INFO)
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise TesseraError(f"{info_path}: unreadable ({exc})") from None
+    if info.get("kind") not in ("image", "spectrum") or info.get("ndim") not in (1, 2):
+        raise TesseraError(f"{info_path}: 'kind' must be image or spectrum and 'ndim' 2 or 1, got {info}")
+    return info
 
 
 class CutoutDataset(Dataset):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from tessera.errors import ConfigError
 from tessera.models.presets import MODEL_PRESETS, get_preset, preset_backbone, preset_patch_size
+from tessera.models.spectrum_config import SpectrumModelConfig
 
 BACKBONES = ("vit_mae", "dinov2", "dinov2_registers", "resnet")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
@@ -37,6 +38,8 @@ class ModelConfig:
     # Attention kernel of the transformers backbone and MAE decoder: "sdpa" (torch scaled_dot_product_attention,
     # flash/memory-efficient kernels on GPUs) or "eager" (the explicit softmax(QK^T)V; same outputs to rounding).
     attn_implementation: Literal["sdpa", "eager"] = "sdpa"
+    # The 1-D spectrum tower that the spectrum objective trains (models/spectrum_config.py); image keys unused then.
+    spectrum: SpectrumModelConfig = field(default_factory=SpectrumModelConfig)
 
     def validate(self) -> None:
         """Reject configs that cannot work, naming the key."""

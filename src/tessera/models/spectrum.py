@@ -11,6 +11,9 @@ stride 10 (``x.unfold``) are embedded linearly; a patch with no valid channel is
 attention layer (``src_key_padding_mask``) and of the cross-attention head. Then CLS + stats + patches + learned
 positions -> pre-norm transformer blocks -> final LayerNorm.
 
+Masked modelling (seed 003 §3.2) trains :class:`SpectrumMaskedModel`: the encoder and a linear patch decoder; the
+loss and the segment masks are the objective's (``tessera.objectives.spectrum``).
+
 ``SpectrumEncoder.forward(x, layer=-1)`` returns an :class:`~tessera.models.encoder.EncoderOutput` (the stats token
 as its one "register"), so ``readout`` works as for images; :meth:`SpectrumEncoder.token_sequence` gives all tokens
 and the padding mask for pooling heads. :func:`export_spectrum` / :func:`load_spectrum` save and read it as a
@@ -143,6 +146,41 @@ class SpectrumEncoder(nn.Module):
         return {"backbone": SPECTRUM_KIND, "length": self.length, "in_channels": self.in_channels,
                 "width": self.width, "stride": self.stride, "dim": self.dim, "depth": self.depth,
                 "heads": self.heads, "mlp_ratio": self.mlp_ratio}
+
+
+class SpectrumMaskedModel(nn.Module):
+    """Encoder + linear patch decoder: x (B, C, L) -> reconstruction (B, C, L) of the Z-scored spectrum.
+
+    Each patch token is decoded to its ``C * width`` channels; overlapping patches are averaged per channel."""
+
+    def __init__(self, encoder: SpectrumEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = nn.Linear(encoder.dim, encoder.in_channels * encoder.width)
+        # How many patches cover each channel (constant for the architecture): the average's denominator.
+        cover = torch.zeros(encoder.length)
+        for i in range(encoder.num_patch_tokens):
+            cover[i * encoder.stride : i * encoder.stride + encoder.width] += 1
+        self.register_buffer("cover", cover.clamp_min(1.0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        enc = self.encoder
+        tokens, _ = enc.token_sequence(x)
+        patches = self.decoder(tokens[:, 2:])  # (B, P, C * width)
+        b, p = patches.shape[:2]
+        patches = patches.view(b, p, enc.in_channels, enc.width).permute(0, 2, 3, 1)  # (B, C, width, P)
+        # fold = the sum of every patch's prediction at the channels it covers (overlap-add), in one call.
+        out = nn.functional.fold(patches.reshape(b, enc.in_channels * enc.width, p), output_size=(1, enc.length),
+                                 kernel_size=(1, enc.width), stride=(1, enc.stride))
+        return out.view(b, enc.in_channels, enc.length) / self.cover
+
+
+def build_spectrum_encoder(cfg, in_channels: int = 1) -> SpectrumEncoder:
+    """The encoder of a ``model.spectrum`` section (models/spectrum_config.py) whose ``length`` is known."""
+    if cfg.length is None:
+        raise ValueError("model.spectrum.length is not set (tessera pretrain sets it from the spectrum store)")
+    return SpectrumEncoder(cfg.length, in_channels=in_channels, width=cfg.width, stride=cfg.stride, dim=cfg.dim,
+                           depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio)
 
 
 def export_spectrum(encoder: SpectrumEncoder, out_dir: str | Path, readout: str = "mean_patch") -> Path:

@@ -7,7 +7,8 @@ An objective (one subclass of :class:`Objective`, registered in :mod:`tessera.ob
 - its **model**: the heads it trains (and an EMA teacher if it has one), built around the one encoder factory
   by :meth:`Objective.build_model`;
 - its **views**: a list of crop groups (:meth:`Objective.crop_groups`) and the generator that draws them;
-- its **step**: :meth:`Objective.step` returns a typed :class:`StepResult` (no tensors in a metrics dict);
+- its **step**: :meth:`Objective.step` returns a typed :class:`StepResult` (no tensors in a metrics dict); its
+  ``views`` are the engine's view batch, or a :class:`PairedViews` of two modalities (``tessera align``);
 - its **hooks** around the optimizer step (:meth:`before_optimizer_step`: e.g. freeze DINO's last layer;
   :meth:`after_optimizer_step`: the EMA teacher update) and the schedules it logs (:meth:`schedules`);
 - any **state** outside the model that an exact resume needs (:meth:`state_dict`, e.g. DINO's centre), made of
@@ -42,6 +43,25 @@ class StepResult:
 
 
 @dataclass
+class PairedViews:
+    """A two-modality batch (``tessera align``, objectives/alignment.py): ``a`` (B, ...) the inputs of tower a,
+    ``b`` (B, ...) those of tower b, row i of both the same object; each is (B, C, H, W) images in [0, 1] or
+    (B, C, L) spectra (NaN = missing channel), as ``kinds`` says ("image" / "spectrum")."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    kinds: tuple[str, str] = ("image", "image")
+
+    def __post_init__(self) -> None:
+        if self.a.shape[0] != self.b.shape[0]:
+            raise ValueError(f"paired views need one row per pair on both sides, got {self.a.shape[0]} and "
+                             f"{self.b.shape[0]}")
+
+    def to(self, device: torch.device) -> "PairedViews":
+        return PairedViews(self.a.to(device), self.b.to(device), self.kinds)
+
+
+@dataclass
 class StepContext:
     """What a step may need from the engine: the optimizer step, the micro-batch, the stage length, and a
     factory of seeded generators (``generator(stream)``) so that every random draw of the step (MAE noise, iBOT
@@ -63,6 +83,14 @@ class Objective:
     # Which network the run exports: "encoder" (the trained one) or "teacher" (the EMA teacher, DINO's practice).
     exports: ClassVar[str] = "encoder"
     has_teacher: ClassVar[bool] = False
+    # What the objective trains on: "image" cutouts (CutoutStore, views (B, V, C, S, S)) or "spectrum" (a spectrum
+    # store, views (B, 1, C, L)); tessera pretrain refuses a corpus of the other kind before any step.
+    input_kind: ClassVar[str] = "image"
+
+    @classmethod
+    def section(cls) -> str:
+        """The config section's name: ``objective.<name>`` with ``-`` written ``_`` (a field name)."""
+        return cls.name.replace("-", "_")
 
     def __init__(self, cfg: Any):
         """``cfg``: the stage's resolved PretrainConfig."""
@@ -72,7 +100,7 @@ class Objective:
     @property
     def settings(self) -> Any:
         """This objective's config section (``cfg.objective.<name>``), or None."""
-        return getattr(self.cfg.objective, self.name, None) if self.settings_cls is not None else None
+        return getattr(self.cfg.objective, self.section(), None) if self.settings_cls is not None else None
 
     @classmethod
     def validate(cls, cfg: Any) -> None:

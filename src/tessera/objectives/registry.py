@@ -18,12 +18,14 @@ from tessera.objectives.base import Objective
 from tessera.objectives.contrastive import Contrastive
 from tessera.objectives.distillation import BYOL, DINO
 from tessera.objectives.reconstruction import Reconstruction
+from tessera.objectives.spectrum import SpectrumMasked
 
 OBJECTIVES: dict[str, type[Objective]] = {
     Reconstruction.name: Reconstruction,
     Contrastive.name: Contrastive,
     DINO.name: DINO,
     BYOL.name: BYOL,
+    SpectrumMasked.name: SpectrumMasked,
 }
 
 

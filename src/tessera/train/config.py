@@ -99,7 +99,7 @@ def _objective_config_class() -> type:
     """``ObjectiveConfig``: the keys of seed 000's objectives plus one section per registered objective that declares
     settings."""
     sections = [
-        (name, cls.settings_cls, field(default_factory=cls.settings_cls))
+        (cls.section(), cls.settings_cls, field(default_factory=cls.settings_cls))
         for name, cls in OBJECTIVES.items()
         if cls.settings_cls is not None
     ]

@@ -52,11 +52,19 @@ def source_of(store, index: int) -> str:
         return "?"
 
 
+def store_rank(store) -> int:
+    """The spatial rank of the store's samples: 2 for (C, H, W) cutouts, 1 for (C, L) spectra (corpus/store.py
+    ``CutoutStore.ndim``; stores without one are image stores)."""
+    return int(getattr(store, "ndim", 2))
+
+
 def read_cutouts(store, indices: np.ndarray) -> torch.Tensor | list[torch.Tensor]:
-    """Cutouts ``indices`` as one (N, C, H, W) float32 tensor, or a list of (C, H_i, W_i) when sizes differ.
+    """Cutouts ``indices`` as one (N, C, H, W) float32 tensor, or a list of (C, H_i, W_i) when sizes differ; for a
+    spectrum store (rank 1) one (N, C, L) tensor (a (C, L) spectrum is never taken for a one-channel image).
 
     Any exception names the cutout index and its source file (DESIGN §7: never swallow loading errors).
     """
+    image = store_rank(store) == 2
     arrays = []
     for i in indices:
         i = int(i)
@@ -66,7 +74,7 @@ def read_cutouts(store, indices: np.ndarray) -> torch.Tensor | list[torch.Tensor
             raise TesseraError(
                 f"cutout {i} (source {source_of(store, i)}): {type(exc).__name__}: {exc}"
             ) from exc
-        arrays.append(arr[None] if arr.ndim == 2 else arr)
+        arrays.append(arr[None] if arr.ndim == 2 and image else arr)
     if len({a.shape for a in arrays}) == 1:
         return torch.from_numpy(np.stack(arrays))
     return [torch.from_numpy(a) for a in arrays]
@@ -119,31 +127,38 @@ class MicroBatchReads(Dataset):
         return ReadBatch(int(m), idx.numel() - self.spares, idx, read_cutouts(self.store, idx.numpy()))
 
 
+def resident_dtype(store) -> torch.dtype:
+    """float16 for image cutouts (as their shards store them), float32 for raw spectra (float16 underflows)."""
+    return torch.float16 if store_rank(store) == 2 else torch.float32
+
+
 class ResidentImages:
-    """The whole store on the device as one (N, C, H, W) tensor (float16, as the shards store it): reading a
-    micro-batch is one gather there. Needs equal cutout sizes; check the memory with :func:`resident_bytes`."""
+    """The whole store on the device as one (N, C, H, W) tensor (float16, as the shards store it; (N, C, L)
+    float32 for spectra): reading a micro-batch is one gather there. Needs equal cutout sizes; check the memory
+    with :func:`resident_bytes`."""
 
     def __init__(self, store, device: torch.device, chunk: int = 256):
         n = len(store)
         first = read_cutouts(store, np.arange(min(n, 1)))
         if not isinstance(first, torch.Tensor):
             raise ConfigError("config key 'train.resident_store': the store is empty")
-        self.images = torch.empty((n, *first.shape[1:]), dtype=torch.float16, device=device)
+        self.images = torch.empty((n, *first.shape[1:]), dtype=resident_dtype(store), device=device)
         for lo in range(0, n, chunk):
             part = read_cutouts(store, np.arange(lo, min(n, lo + chunk)))
             if not isinstance(part, torch.Tensor) or part.shape[1:] != first.shape[1:]:
                 raise ConfigError("config key 'train.resident_store': needs cutouts of one size; this store mixes "
                                   "sizes (use the loader instead)")
-            self.images[lo : lo + part.shape[0]] = part.to(device=device, dtype=torch.float16)
+            self.images[lo : lo + part.shape[0]] = part.to(device=device, dtype=self.images.dtype)
 
     def gather(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices (K,) long -> (K, C, H, W) float32 on the device."""
+        """indices (K,) long -> (K, C, H, W) (or (K, C, L)) float32 on the device."""
         return self.images[indices.to(self.images.device, non_blocking=True)].float()
 
 
 def resident_bytes(store) -> int:
-    """Bytes the store takes as a float16 device tensor."""
-    return len(store) * int(np.prod(store.get_array(0).shape)) * 2 if len(store) else 0
+    """Bytes the store takes as a device tensor (:func:`resident_dtype`)."""
+    size = torch.empty((), dtype=resident_dtype(store)).element_size()
+    return len(store) * int(np.prod(store.get_array(0).shape)) * size if len(store) else 0
 
 
 class MicroBatchStream:

@@ -49,14 +49,35 @@ MODEL = "model"
 
 def config_for_corpus(cfg: PretrainConfig, store) -> PretrainConfig:
     """``cfg`` with ``model.in_channels`` set from the data (DESIGN §5.7: the model's input adapter is sized for
-    the corpus, never the other way round), validated."""
+    the corpus, never the other way round), and for a spectrum store ``model.spectrum.length`` from its grid;
+    validated. Every stage's objective must train on the store's kind (image cutouts or spectra)."""
     if len(store) == 0:
         raise TesseraError(f"{store.path}: the corpus is empty: no cutouts to train on")
-    channels = int(store.get_array(0).shape[0])
-    if channels != cfg.model.in_channels:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, in_channels=channels))
+    kind = getattr(store, "kind", "image")
+    check_corpus_kind(cfg, kind, store.path)
+    sample = store.get_array(0)
+    model = cfg.model
+    if int(sample.shape[0]) != model.in_channels:
+        model = dataclasses.replace(model, in_channels=int(sample.shape[0]))
+    if kind == "spectrum" and model.spectrum.length != int(sample.shape[-1]):
+        model = dataclasses.replace(model, spectrum=dataclasses.replace(model.spectrum, length=int(sample.shape[-1])))
+    if model is not cfg.model:
+        cfg = dataclasses.replace(cfg, model=model)
     cfg.validate()
     return cfg
+
+
+def check_corpus_kind(cfg: PretrainConfig, kind: str, where) -> None:
+    """Every stage's objective trains on ``kind`` ("image" or "spectrum", the store's ``store.json``)."""
+    from tessera.objectives.registry import get_objective
+
+    for i, stage in enumerate(cfg.train.stage_list()):
+        wants = get_objective(stage.objective, f"train.stages[{i}].objective").input_kind
+        if wants != kind:
+            hint = "spectrum-masked (--config spectrum)" if kind == "spectrum" else "an image objective"
+            article = "an" if kind == "image" else "a"
+            raise TesseraError(f"{where}: {article} {kind} store, but train.stages[{i}] ({stage.objective}) trains "
+                               f"on {wants} data; use {hint} or a {wants} store")
 
 
 def config_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -109,7 +130,7 @@ class Run:
     """One run directory and its resume state. Build it with :meth:`open`."""
 
     cfg: PretrainConfig
-    store: Any  # tessera.corpus.store.CutoutStore
+    store: Any  # tessera.corpus.store.CutoutStore (image cutouts or spectra: store.kind)
     info: D.DistInfo
     dir: Path
     resume: bool
@@ -219,10 +240,15 @@ class Run:
         from types import SimpleNamespace
 
         from tessera.models.export import export_model
+        from tessera.models.spectrum import SpectrumEncoder, export_spectrum
 
         out_dir = (self.dir if spec is None else spec.directory) / MODEL
         if out_dir.exists():
             shutil.rmtree(out_dir)
+        encoder = trainer.exported_encoder()
+        if isinstance(encoder, SpectrumEncoder):  # tessera.json (backbone "spectrum") + model.safetensors
+            export_spectrum(encoder, out_dir)
+            return
         module = D.unwrap(trainer.model)
         export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir,
                      card_context={"run_dir": self.dir})
