@@ -443,6 +443,35 @@ def rank_arms(rows: list[dict], arms: list[str], cfg: BakeoffConfig) -> list[dic
     return sorted(table, key=lambda t: (t["mean_rank"], -t["mean_gain"]))
 
 
+def seed_averaged_rows(rows: list[dict], records: list[dict], cfg: BakeoffConfig) -> list[dict]:
+    """One row per (data, protocol, recipe): the headline mean and the mean paired gain averaged over the recipe's
+    pretraining seeds. Two seeds of one recipe can differ by more than twice the fold spread (README, bake-off), so
+    the rule picks a recipe from its seeds' mean, never from its luckiest seed."""
+    labels: dict[str, list[str]] = {}
+    for record in records:
+        labels.setdefault(record["arm"], []).append(model_label(record["arm"], record["seed"], cfg))
+    index = {(r["data"], r["protocol"], r["model"]): r for r in rows}
+    cells = dict.fromkeys((r["data"], r["protocol"]) for r in rows)
+    out = []
+    for data, protocol in cells:
+        for arm, members in labels.items():
+            found = [index[(data, protocol, m)] for m in members if (data, protocol, m) in index]
+            if not found:
+                continue
+            row = {"data": data, "protocol": protocol, "model": arm, "seeds": len(found),
+                   HEADLINE_METRIC: {"mean": float(np.mean([r[HEADLINE_METRIC]["mean"] for r in found]))}}
+            if all("gain" in r for r in found):
+                row["gain"] = {"mean": float(np.mean([r["gain"]["mean"] for r in found]))}
+            out.append(row)
+    return out
+
+
+def rank_recipes(rows: list[dict], records: list[dict], cfg: BakeoffConfig) -> list[dict]:
+    """The ranking rule applied to recipes with their seeds averaged (:func:`seed_averaged_rows`)."""
+    averaged = seed_averaged_rows(rows, records, cfg)
+    return rank_arms(averaged, list(dict.fromkeys(r["arm"] for r in records)), cfg)
+
+
 # ------------------------------------------------------------------------------------------------ the job
 
 
@@ -484,11 +513,12 @@ def run_bakeoff(corpus: str | Path, data: list[str], out: str | Path, cfg: Bakeo
         rows += evaluate_models(models, spec, cfg, out, log)
     add_gains(rows, baseline_of)
     ranking = rank_arms(rows, [m for m in models if m in baseline_of], cfg)
+    recipe_ranking = rank_recipes(rows, records, cfg) if len(cfg.seeds) > 1 else None
     curves = None
     if cfg.label_efficiency:
         curves = label_efficiency_curves(models, data, cfg, out, log)
-    result = {"budget": budget, "arms": records, "rows": rows, "ranking": ranking, "label_efficiency": curves,
-              "config": to_dict(cfg)}
+    result = {"budget": budget, "arms": records, "rows": rows, "ranking": ranking, "recipe_ranking": recipe_ranking,
+              "label_efficiency": curves, "config": to_dict(cfg)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
     from tessera.bakeoff_report import write_report
 
@@ -566,4 +596,4 @@ def _logger():
     return log
 
 
-__all__ = ["BakeoffConfig", "run_bakeoff", "paired_gain", "rank_arms", "DEFAULT_RECIPES"]
+__all__ = ["BakeoffConfig", "run_bakeoff", "paired_gain", "rank_arms", "rank_recipes", "DEFAULT_RECIPES"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tessera.bakeoff import BakeoffConfig, paired_gain, rank_arms, run_bakeoff
+from tessera.bakeoff import BakeoffConfig, paired_gain, rank_arms, rank_recipes, run_bakeoff
 from tessera.errors import ConfigError
 
 
@@ -162,3 +162,21 @@ def test_calibrated_budget_is_recorded_and_reused(blob_store, tmp_path):
         again = step_budget(cfg, resolve_arms(cfg), str(blob_store), out, messages.append)
         assert again == json.loads((out / "budget.json").read_text())
     assert sum("calibration:" in m for m in messages) == 4  # two arms, calibrated once per directory
+
+
+def test_recipes_are_ranked_by_their_seeds_mean_not_their_luckiest_seed():
+    cfg = BakeoffConfig(protocols=["knn"], rank_protocols=["knn"], seeds=[42, 43])
+    records = [{"arm": a, "seed": s} for a in ("steady", "lucky") for s in (42, 43)]
+    # lucky@seed42 is the best single model on both sets, but lucky's other seed is the worst: its seed mean
+    # (0.70 on a, 0.50 on b) is below steady's (0.75, 0.55).
+    rows = [_row("a", "steady@seed42", "knn", 0.76, 0.06), _row("a", "steady@seed43", "knn", 0.74, 0.04),
+            _row("a", "lucky@seed42", "knn", 0.80, 0.10), _row("a", "lucky@seed43", "knn", 0.60, -0.10),
+            _row("b", "steady@seed42", "knn", 0.56, 0.02), _row("b", "steady@seed43", "knn", 0.54, 0.00),
+            _row("b", "lucky@seed42", "knn", 0.60, 0.06), _row("b", "lucky@seed43", "knn", 0.40, -0.14)]
+    per_seed = rank_arms(rows, [f"{r['arm']}@seed{r['seed']}" for r in records], cfg)
+    assert per_seed[0]["model"] == "lucky@seed42"
+    ranking = rank_recipes(rows, records, cfg)
+    assert [r["model"] for r in ranking] == ["steady", "lucky"]
+    assert [r["mean_rank"] for r in ranking] == [1.0, 2.0]
+    assert ranking[0]["mean_gain"] == pytest.approx(np.mean([0.05, 0.01]))
+    assert ranking[1]["mean_gain"] == pytest.approx(np.mean([0.0, -0.04]))

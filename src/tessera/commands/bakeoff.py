@@ -45,6 +45,11 @@ def run(args) -> int:
     if args.seeds:
         cfg.seeds = list(args.seeds)
     result = run_bakeoff(args.corpus, args.data, args.out, cfg)
+    if result.get("recipe_ranking"):
+        print(f"recipes, {len(cfg.seeds)} seeds averaged:")
+        for position, row in enumerate(result["recipe_ranking"], 1):
+            print(f"{position}. {row['model']}  mean rank {row['mean_rank']:.2f}  mean gain {row['mean_gain']:+.3f}")
+        print("every (recipe, seed):")
     for position, row in enumerate(result["ranking"], 1):
         print(f"{position}. {row['model']}  mean rank {row['mean_rank']:.2f}  mean gain {row['mean_gain']:+.3f}")
     return 0
