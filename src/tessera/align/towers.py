@@ -22,7 +22,7 @@ from torch import nn
 
 from tessera.align.head import CrossAttentionPooling
 from tessera.errors import TesseraError
-from tessera.models.encoder import Encoder
+from tessera.models.encoder import Encoder, prepare_spectra
 from tessera.models.spectrum import SpectrumEncoder
 
 RANDOM_SPECTRUM = "random-spectrum:"
@@ -174,12 +174,7 @@ class AlignedEncoder(Encoder):
     def prepare(self, inputs) -> torch.Tensor:
         if self.module.kind == "image":
             return super().prepare(inputs)
-        x = torch.as_tensor(inputs).to(self.device, dtype=torch.float32)
-        if x.ndim != 3:
-            raise ValueError(f"spectra must be a batch (B, C, L), got shape {tuple(x.shape)}")
-        if x.shape[-1] != self.module.image_size:
-            raise ValueError(f"spectra have {x.shape[-1]} channels, the tower expects {self.module.image_size}")
-        return x
+        return prepare_spectra(inputs, self.module.image_size, self.device)
 
     def features(self, images, layer: int = -1, readout: str | None = None) -> torch.Tensor:
         x = self.prepare(images)

@@ -312,6 +312,17 @@ _EMBED_RE = re.compile(
 _FINAL_NORM_RE = re.compile(r"(?:^|\.)backbone\.layernorm\.|^layernorm\.")
 
 
+def prepare_spectra(spectra, length: int, device: torch.device) -> torch.Tensor:
+    """spectra: (B, C, L) on the encoder's grid (NaN = missing channel; DESIGN §3.1b) -> float32 on ``device``.
+    Never resampled here: a spectrum's grid is the store's (``tessera ingest --spectra`` resamples onto it)."""
+    x = torch.as_tensor(spectra)
+    if x.ndim != 3:
+        raise ValueError(f"spectra must be a batch (B, C, L), got shape {tuple(x.shape)}")
+    if x.shape[-1] != length:
+        raise ValueError(f"spectra have {x.shape[-1]} channels, the encoder expects {length} (its store's grid)")
+    return x.to(device, dtype=torch.float32)
+
+
 def layer_id_of(param_name: str, num_layers: int) -> int:
     """Depth of a parameter for layer-wise lr decay.
 
@@ -419,8 +430,12 @@ class Encoder:
     def prepare(self, images) -> torch.Tensor:
         """images: (B, C, H, W) in [0, 1] (tensor or array) -> (B, C, S, S) on the model's device.
 
-        Bicubic resize (align_corners=False) to the input size, then clamp to [0, 1] (bicubic overshoots).
+        Bicubic resize (align_corners=False) to the input size, then clamp to [0, 1] (bicubic overshoots). A 1-D
+        module (``input_kind == "spectrum"``, models/spectrum.py) takes (B, C, L) spectra instead
+        (:func:`prepare_spectra`).
         """
+        if getattr(self.module, "input_kind", "image") == "spectrum":
+            return prepare_spectra(images, self.module.image_size, self.device)
         x = torch.as_tensor(images)
         if x.ndim == 3:
             raise ValueError(f"images must be a batch (B, C, H, W), got shape {tuple(x.shape)}")

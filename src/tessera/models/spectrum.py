@@ -59,6 +59,8 @@ def num_patches(length: int, width: int, stride: int) -> int:
 class SpectrumEncoder(nn.Module):
     """(B, C, L) spectra -> tokens of width ``dim``: CLS, one stats token, P = (L - width) // stride + 1 patches."""
 
+    input_kind = "spectrum"  # Encoder.prepare takes (B, C, L) spectra for it, not images
+
     def __init__(self, length: int, in_channels: int = 1, width: int = 20, stride: int = 10, dim: int = 128,
                  depth: int = 4, heads: int = 4, mlp_ratio: float = 4.0):
         super().__init__()
