@@ -13,7 +13,11 @@ Two measurements, both through tessera's own functions and commands:
 Run from the repository root (1 thread: the shared 2-core machine):
 
     PYTHONPATH=src OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/lensing_calibration.py \\
-        --per-class 200 --model vit_tiny_patch8_64 --out cal.json [KEY=VALUE ...simulator overrides]
+        --out cal.json [KEY=VALUE ...simulator overrides]
+
+The default model is ``resnet_tiny_64``, a small ResNet: a ViT from scratch does not train on a few thousand lenses
+(README, lensing), so it cannot say whether the population is learnable; the CNN can (the defaults, 1000 lenses
+per class, 3 folds, 30 epochs at lr 2e-3: macro AUC 0.875, 11 CPU-minutes).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from _tessera import FROM_SCRATCH_FINETUNE  # noqa: E402
 from _tessera import run_tessera as tessera  # noqa: E402
 
 # From-scratch supervised schedule: many small steps, one lr for every layer (see the module docstring).
-SUPERVISED = (*FROM_SCRATCH_FINETUNE, "finetune.lr=1.5e-3")
+SUPERVISED = (*FROM_SCRATCH_FINETUNE, "finetune.lr=2e-3")
 TARGET = (0.85, 0.97)
 
 
@@ -84,9 +88,9 @@ def learnability(root: Path, args, overrides: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="SimulateLensingConfig overrides")
-    parser.add_argument("--per-class", type=int, default=200)
-    parser.add_argument("--model", default="vit_tiny_patch8_64", help="random:MODEL is the from-scratch model")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--per-class", type=int, default=1000)
+    parser.add_argument("--model", default="resnet_tiny_64", help="random:MODEL is the from-scratch model")
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stretch", default="minmax", choices=("minmax", "zscale"),
