@@ -22,7 +22,7 @@ from torch import nn
 
 from tessera.align.head import CrossAttentionPooling
 from tessera.errors import TesseraError
-from tessera.models.encoder import Encoder, prepare_spectra
+from tessera.models.encoder import Encoder
 from tessera.models.spectrum import SpectrumEncoder
 
 RANDOM_SPECTRUM = "random-spectrum:"
@@ -32,8 +32,9 @@ TOWERS = ("a", "b")
 
 
 def input_kind(module: nn.Module) -> str:
-    """"spectrum" for a 1-D tower, "image" otherwise."""
-    return "spectrum" if isinstance(module, SpectrumEncoder) else "image"
+    """"spectrum" for a 1-D tower, "image" otherwise: the module's own ``input_kind`` (models/spectrum.py), the one
+    fact ``Encoder.prepare`` also reads."""
+    return getattr(module, "input_kind", "image")
 
 
 def load_backbone(ref: str) -> nn.Module:
@@ -117,6 +118,10 @@ class Tower(nn.Module):
         return input_kind(self.backbone)
 
     @property
+    def input_kind(self) -> str:  # Encoder.prepare takes (B, C, L) spectra for a spectrum tower
+        return self.kind
+
+    @property
     def image_size(self) -> int:
         return int(self.backbone.image_size)
 
@@ -170,11 +175,6 @@ class AlignedEncoder(Encoder):
         self.readout = "aligned"
         self.name = name
         self._fingerprint_cache = None
-
-    def prepare(self, inputs) -> torch.Tensor:
-        if self.module.kind == "image":
-            return super().prepare(inputs)
-        return prepare_spectra(inputs, self.module.image_size, self.device)
 
     def features(self, images, layer: int = -1, readout: str | None = None) -> torch.Tensor:
         x = self.prepare(images)

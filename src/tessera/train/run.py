@@ -250,5 +250,5 @@ class Run:
             export_spectrum(encoder, out_dir)
             return
         module = D.unwrap(trainer.model)
-        export_model(SimpleNamespace(encoder=trainer.exported_encoder(), cfg=getattr(module, "cfg", None)), out_dir,
+        export_model(SimpleNamespace(encoder=encoder, cfg=getattr(module, "cfg", None)), out_dir,
                      card_context={"run_dir": self.dir})
