@@ -165,6 +165,13 @@ def label_efficiency_figure(result: dict, path: Path) -> Path | None:
     return path
 
 
+def ranking_lines(ranking: list[dict], what: str) -> list[str]:
+    """The ranking as a markdown table: rank, ``what`` (arm or recipe), mean rank, mean gain."""
+    return [f"| rank | {what} | mean rank | mean gain |", "|---|---|---|---|",
+            *(f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |"
+              for i, t in enumerate(ranking, 1))]
+
+
 def write_report(result: dict, out: Path) -> Path:
     out = Path(out)
     write_csv(result, out / "results.csv")
@@ -186,15 +193,8 @@ def write_report(result: dict, out: Path) -> Path:
     if result.get("recipe_ranking"):
         lines += [f"**Recipes, seeds averaged** ({len(cfg['seeds'])} pretraining seeds: each recipe's macro-F1 and "
                   "gain are the means over its seeds, then ranked by the same rule; this ranking picks the recipe):",
-                  "",
-                  "| rank | recipe | mean rank | mean gain |", "|---|---|---|---|"]
-        lines += [f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |" for i,
-                  t in enumerate(result["recipe_ranking"], 1)]
-        lines += ["", "Every (recipe, seed) on its own:", ""]
-    lines += ["| rank | arm | mean rank | mean gain |", "|---|---|---|---|"]
-    lines += [f"| {i} | {t['model']} | {t['mean_rank']:.2f} | {t['mean_gain']:+.3f} |" for i,
-              t in enumerate(result["ranking"], 1)]
-    lines.append("")
+                  "", *ranking_lines(result["recipe_ranking"], "recipe"), "", "Every (recipe, seed) on its own:", ""]
+    lines += [*ranking_lines(result["ranking"], "arm"), ""]
     for data in dict.fromkeys(r["data"] for r in result["rows"]):
         lines += [f"## {data}", "", ranked_table(result, data), ""]
         for protocol in dict.fromkeys(r["protocol"] for r in result["rows"] if r["data"] == data):

@@ -47,9 +47,12 @@ def run(args) -> int:
     result = run_bakeoff(args.corpus, args.data, args.out, cfg)
     if result.get("recipe_ranking"):
         print(f"recipes, {len(cfg.seeds)} seeds averaged:")
-        for position, row in enumerate(result["recipe_ranking"], 1):
-            print(f"{position}. {row['model']}  mean rank {row['mean_rank']:.2f}  mean gain {row['mean_gain']:+.3f}")
+        _print_ranking(result["recipe_ranking"])
         print("every (recipe, seed):")
-    for position, row in enumerate(result["ranking"], 1):
-        print(f"{position}. {row['model']}  mean rank {row['mean_rank']:.2f}  mean gain {row['mean_gain']:+.3f}")
+    _print_ranking(result["ranking"])
     return 0
+
+
+def _print_ranking(ranking: list[dict]) -> None:
+    for position, row in enumerate(ranking, 1):
+        print(f"{position}. {row['model']}  mean rank {row['mean_rank']:.2f}  mean gain {row['mean_gain']:+.3f}")
