@@ -89,33 +89,30 @@ def _flag_overrides(args: argparse.Namespace, keys: dict[str, str]) -> list[str]
     return [f"{key}={getattr(args, attr)}" for attr, key in keys.items() if getattr(args, attr) is not None]
 
 
+# kind -> (module, config class, simulate function, message(cfg, written, out)); imported lazily by _simulator:
+# the lensing simulator needs lenstronomy and the line-art one pypdfium2.
+SIMULATORS = {
+    "radio": ("tessera.simulate", "SimulateRadioConfig", "simulate_radio",
+              lambda cfg, paths, out: f"wrote {len(paths)} mosaic(s) and catalogue.csv to {out}"),
+    "morphology": ("tessera.simulate", "SimulateMorphologyConfig", "simulate_morphology",
+                   lambda cfg, labels, out: f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}"),
+    "lensing": ("tessera.simulate.lensing", "SimulateLensingConfig", "simulate_lensing",
+                lambda cfg, labels, out: f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR "
+                f"pairs and {labels}"),
+    "lineart": ("tessera.simulate.lineart", "SimulateLineartConfig", "simulate_lineart",
+                lambda cfg, labels, out: f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}"),
+    "pairs": ("tessera.simulate.pairs", "SimulatePairsConfig", "simulate_pairs",
+              lambda cfg, path, out: f"wrote {cfg.n} image/spectrum pairs and {path}"),
+}
+
+
 def _simulator(kind: str):
-    """(config class, simulate function, message(cfg, written, out)) of one kind, imported lazily: the lensing
-    simulator needs lenstronomy and the line-art one pypdfium2."""
-    if kind == "radio":
-        from tessera.simulate import SimulateRadioConfig, simulate_radio
+    """(config class, simulate function, message) of one kind (SIMULATORS), its module imported now."""
+    import importlib
 
-        return SimulateRadioConfig, simulate_radio, lambda cfg, paths, out: (
-            f"wrote {len(paths)} mosaic(s) and catalogue.csv to {out}")
-    if kind == "morphology":
-        from tessera.simulate import SimulateMorphologyConfig, simulate_morphology
-
-        return SimulateMorphologyConfig, simulate_morphology, lambda cfg, labels, out: (
-            f"wrote {cfg.per_class * len(cfg.classes)} cutouts and {labels}")
-    if kind == "lensing":
-        from tessera.simulate.config import SimulateLensingConfig
-        from tessera.simulate.lensing import simulate_lensing
-
-        return SimulateLensingConfig, simulate_lensing, lambda cfg, labels, out: (
-            f"wrote {cfg.per_class * len(cfg.classes)} lensing images with their LR/HR pairs and {labels}")
-    if kind == "lineart":
-        from tessera.simulate.lineart import SimulateLineartConfig, simulate_lineart
-
-        return SimulateLineartConfig, simulate_lineart, lambda cfg, labels, out: (
-            f"wrote {cfg.sheets} sheet(s) (PDF + PNG), wall masks and {labels}")
-    from tessera.simulate.pairs import SimulatePairsConfig, simulate_pairs
-
-    return SimulatePairsConfig, simulate_pairs, lambda cfg, path, out: f"wrote {cfg.n} image/spectrum pairs and {path}"
+    module_name, config_name, function_name, message = SIMULATORS[kind]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, function_name), message
 
 
 # The flag that sets each kind's count; --size and --seed are common (lineart has no --size).
