@@ -4,22 +4,17 @@ the MFU figure equals PyTorch's own FLOP count, and the sections write their JSO
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from tests._benchmarks import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def suite():
-    sys.path.insert(0, str(BENCHMARKS))
-    import gpu_suite
-
-    yield gpu_suite
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("gpu_suite") as module:
+        yield module
 
 
 @pytest.mark.parametrize("preset", ["vit_micro_patch8_32", "vit_tiny_patch8_64"])

@@ -3,21 +3,16 @@ the right rows in mask-ratio order, and the AUC-against-mask-ratio figure is wri
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests._benchmarks import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def results_script():
-    sys.path.insert(0, str(BENCHMARKS))
-    import lensing_results
-
-    yield lensing_results
-    sys.path.remove(str(BENCHMARKS))
+    with benchmark_module("lensing_results") as module:
+        yield module
 
 
 def _row(model, protocol, auc, std=0.01):
