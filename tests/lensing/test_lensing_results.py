@@ -3,7 +3,6 @@ the right rows in mask-ratio order, and the AUC-against-mask-ratio figure is wri
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests._benchmarks import benchmark_module

@@ -213,7 +213,7 @@ class SimulateLensingConfig:
 
     Heavier substructure alone did not make the classes learnable: what hid it was the macro lens's variety
     (a from-scratch CNN, 1000 per class, 12 epochs: macro AUC 0.62 with the first macro ranges; 0.75 with the
-    source near the caustic centre; 0.76 with 3x the SNR or 3x heavier subhalos on top; 0.80 with rounder lenses
+    source near the caustic centre; 0.76 with SNR 50-150 or subhalos of 1e10-3e11 on top; 0.80 with rounder lenses
     and less shear; 0.87 with all of today's ranges). Arcs from an offset source, lens ellipticity and shear
     all make brightness variations along the ring that look like substructure, so the macro ranges are
     narrow (near-complete Einstein rings): the task is the perturbation of an almost round ring. Evaluate and
