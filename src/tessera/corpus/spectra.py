@@ -159,13 +159,18 @@ def read_spectrum_table(path: str | Path) -> SpectrumTable:
     return SpectrumTable(x[keep][order], np.where(np.isfinite(flux), flux, np.nan)[keep][order], kind, x_col)
 
 
+def spaced_grid(lo: float, hi: float, length: int) -> np.ndarray:
+    """(L,) points from ``lo`` to ``hi``: log-spaced when lo > 0 (radio spectra are power laws), else linear."""
+    return np.geomspace(lo, hi, length) if lo > 0 else np.linspace(lo, hi, length)
+
+
 def grid_for(tables: dict[Path, SpectrumTable], length: int) -> np.ndarray:
-    """(L,) grid spanning every table's x range: log-spaced when all x > 0, else linear."""
+    """(L,) grid spanning every table's x range (:func:`spaced_grid`)."""
     lo = min(float(t.x[0]) for t in tables.values())
     hi = max(float(t.x[-1]) for t in tables.values())
     if not hi > lo:
         raise TesseraError(f"spectra {', '.join(map(str, list(tables)[:3]))}: x range is a single point ({lo})")
-    return np.geomspace(lo, hi, length) if lo > 0 else np.linspace(lo, hi, length)
+    return spaced_grid(lo, hi, length)
 
 
 def check_one_kind(tables: dict[Path, SpectrumTable], where: str) -> None:

@@ -39,6 +39,7 @@ from tessera.corpus.spectra import (
     grid_for,
     read_spectrum_table,
     resample,
+    spaced_grid,
     suffix,
 )
 from tessera.errors import TesseraError
@@ -111,7 +112,7 @@ def plan_grid(files: list[Path], cfg: IngestConfig) -> SpectrumGrid:
         if cfg.grid_min is not None or cfg.grid_max is not None:
             lo = x[0] if cfg.grid_min is None else cfg.grid_min
             hi = x[-1] if cfg.grid_max is None else cfg.grid_max
-            x = np.geomspace(lo, hi, length) if lo > 0 else np.linspace(lo, hi, length)
+            x = spaced_grid(lo, hi, length)
         return SpectrumGrid(np.asarray(x, dtype=np.float64), kind, CANONICAL_UNIT.get(kind))
     length = cfg.length or npy_length
     if length is None:
