@@ -553,10 +553,12 @@ def models_to_evaluate(arms: list[Arm], records: list[dict], cfg: BakeoffConfig)
 
 
 def build_monitor(spec: str, cfg: BakeoffConfig):
-    """The online k-NN monitor of ``tessera pretrain`` (train.monitor_data) on ``spec``."""
+    """The online k-NN monitor of ``tessera pretrain`` (train.monitor_data) on ``spec``, on the field the
+    evaluation shows (its ``center_crop``, when ``eval_overrides`` set one)."""
     from tessera.commands.pretrain import build_knn_monitor
 
-    return build_knn_monitor(spec, max_images=cfg.monitor_max_images)
+    crop = eval_config(cfg, 0, Path(".")).center_crop
+    return build_knn_monitor(spec, max_images=cfg.monitor_max_images, center_crop=crop)
 
 
 def label_efficiency_curves(models: dict, data: list[str], cfg: BakeoffConfig, out: Path, log) -> list[dict]:

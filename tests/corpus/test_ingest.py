@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -257,3 +258,41 @@ def test_real_fits_png_and_ska(shared_data, tmp_path, capfd):
     assert (png_rows["h"] == 300).all() and (png_rows["channels"] == 1).all()
     ska_row = m[m["path"].str.endswith("crop.fits")].iloc[0]
     assert (ska_row["h"], ska_row["w"]) == (160, 174) and ska_row["dec"] == pytest.approx(-30.0, abs=1.0)
+
+
+def test_center_crop_cuts_the_same_field_as_the_evaluation_key(shared_data, tmp_path):
+    """``--center-crop N`` stores what the evaluation's ``center_crop=N`` shows the encoder: the central N x N of
+    the normalized image, with the manifest's box and sky position at that field (a pretraining corpus at the
+    evaluation's field, README "Why: the evaluation images show the sources at a few pixels")."""
+    from tessera.evaluate.datasets import center_cropped, load_labeled
+
+    for label in ("FRII", "Compact"):  # two classes: a labeled set of one class is refused
+        folder = tmp_path / "labeled" / label
+        folder.mkdir(parents=True)
+        (folder / f"{label}.png").symlink_to(sorted((shared_data / "first_radio_galaxies" / label).glob("*.png"))[0])
+    fits_in = sorted((shared_data / "frdeep_fits" / "FIRST").glob("*.fits"))[:1]
+    inputs = [tmp_path / "labeled", *fits_in]
+    whole = CutoutStore(run_ingest(inputs, tmp_path / "whole", IngestConfig(tile=512), progress=False)["store"])
+    store = CutoutStore(run_ingest(inputs, tmp_path / "crop", IngestConfig(tile=512, center_crop=128),
+                                   progress=False)["store"])
+    evaluated = center_cropped(load_labeled(tmp_path / "labeled"), 128)
+    pngs = store.manifest["format"] == "pil"
+    assert pngs.sum() == 2 and (store.manifest["h"] == 128).all() and (store.manifest["w"] == 128).all()
+    assert (store.manifest.loc[pngs, "y"] == 86).all() and (store.manifest.loc[pngs, "x"] == 86).all()
+    for i in np.flatnonzero(pngs.to_numpy()):
+        arr, row = store[int(i)]
+        j = [Path(p).name for p in evaluated.sources].index(Path(row["path"]).parent.name + ".png")  # link name
+        np.testing.assert_allclose(arr, evaluated.images[j], atol=2e-3)  # float16 storage
+    fits_row = store.manifest[store.manifest["format"] == "fits"].iloc[0]
+    whole_row = whole.manifest[whole.manifest["format"] == "fits"].iloc[0]
+    assert (fits_row["y"], fits_row["x"]) == (11, 11)  # 150 px FR-DEEP cutout
+    assert fits_row["ra"] == pytest.approx(whole_row["ra"], abs=2e-4)  # same centre, half a pixel at most
+
+
+def test_center_crop_is_a_content_setting_of_the_store(tmp_path, rng):
+    path = write_fits(tmp_path / "m.fits", sky(rng, 100, 100), celestial_header(100, 100))
+    run_ingest([path], tmp_path / "store", IngestConfig(tile=512, center_crop=64), progress=False)
+    with pytest.raises(TesseraError, match="center_crop"):
+        run_ingest([path], tmp_path / "store", IngestConfig(tile=512), progress=False)
+    with pytest.raises(ConfigError, match="'center_crop'"):
+        IngestConfig(center_crop=4).validate()

@@ -34,6 +34,9 @@ def add_arguments(parser):
     parser.add_argument("--stride", type=positive_int, help="tile stride (default: the tile size, no overlap)")
     parser.add_argument("--min-tile", type=positive_int,
                         help="keep inputs smaller than a tile whole if both sides are at least this (default 64)")
+    parser.add_argument("--center-crop", type=positive_int, metavar="N",
+                        help="cut every cutout to its central N x N after normalization (catalogue cutouts centred "
+                        "on their source; the evaluation key center_crop=N cuts the same field)")
     parser.add_argument("--workers", type=positive_int, help="processes reading inputs in parallel (default 1)")
     parser.add_argument("--source",
                         help="survey/source name recorded in the manifest (default: the input's folder name)")
@@ -130,7 +133,8 @@ def run(args) -> int:
     inputs, overrides = split_overrides(list(args.inputs))
     overrides = list(args.overrides or []) + overrides
     # The flags are merged as the typed values argparse made (never as "key=value" text re-read as YAML).
-    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "workers": args.workers,
+    flags = {"tile": args.tile, "stride": args.stride, "min_tile": args.min_tile, "center_crop": args.center_crop,
+             "workers": args.workers,
              "source": args.source, "max_nan_fraction": args.max_nan_fraction, "to_gray": True if args.gray else None,
              "dpi": args.dpi, "invert": args.invert, "min_ink_fraction": args.min_ink_fraction,
              "kind": "spectrum" if args.spectra else None, "length": args.length, "positions": args.positions}

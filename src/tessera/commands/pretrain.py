@@ -35,13 +35,15 @@ def build_knn_monitor(
     readout: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    center_crop: int | None = None,
 ) -> Callable[[object, int], dict[str, float]]:
     """A training monitor: stratified ``folds``-fold weighted k-NN macro-F1 (tessera.evaluate.knn, k=20, T=0.07)
     on frozen features of at most ``max_images`` images of the labeled set ``spec`` (any ``--data`` spec).
 
     The set is read once, here; the returned ``monitor(encoder, step) -> {"monitor_knn_macro_f1": f1}`` embeds
     it with ``encoder.embed`` (the tessera.models.encoder.Encoder interface) on every call. Pass it to
-    ``tessera.train.engine.pretrain(..., monitor=...)``; train itself never imports evaluate.
+    ``tessera.train.engine.pretrain(..., monitor=...)``; train itself never imports evaluate. ``center_crop``:
+    the images cut to their central N x N first, as the evaluation key of that name does.
     """
     import numpy as np
 
@@ -51,6 +53,10 @@ def build_knn_monitor(
     from tessera.evaluate.metrics import fold_metrics
 
     data = load_eval_data(spec, max_per_class=max(1, max_images // 2), seed=seed).train
+    if center_crop is not None:
+        from tessera.evaluate.datasets import center_cropped
+
+        data = center_cropped(data, center_crop)
     order = np.random.default_rng(seed).permutation(len(data))[:max_images]
     labels = data.labels[order]
     n_classes = len(data.classes)

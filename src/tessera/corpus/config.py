@@ -17,6 +17,10 @@ class IngestConfig:
     stride: int | None = None  # None = tile (non-overlapping); smaller values overlap
     min_tile: int = 64  # planes smaller than a tile are kept whole when both sides are >= this, else skipped
     # (min_tile > tile is allowed and means: never keep a small plane)
+    # Catalogue cutouts centred on their source (FIRST, FR-DEEP, MiraBest): each kept cutout is cut to its
+    # central N x N after normalization, the same cut as the evaluation key `center_crop` (README: at 64 px a
+    # whole 300-px FIRST field shows the median galaxy ~16 px across). None = keep the whole tile.
+    center_crop: int | None = None
     workers: int = 1  # processes reading inputs in parallel (the parent writes the journal)
     source: str | None = None  # survey/source name for the manifest; None = the input argument's name
     to_gray: bool = False  # convert RGB images to one luma channel (default: keep channels as they are)
@@ -55,6 +59,8 @@ class IngestConfig:
             raise ConfigError(f"config key 'stride': must be >= 1, got {self.stride}")
         if self.min_tile < 1:
             raise ConfigError(f"config key 'min_tile': must be >= 1, got {self.min_tile}")
+        if self.center_crop is not None and self.center_crop < 8:
+            raise ConfigError(f"config key 'center_crop': must be >= 8 pixels or null, got {self.center_crop}")
         if self.workers < 1:
             raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
         if self.shard_size < 1:
@@ -101,7 +107,7 @@ class IngestConfig:
                 "positions": self.positions}
 
     def _sheet_settings(self) -> dict:
-        """The line-art settings, only where they differ from the defaults: stores built before they existed
-        keep resuming with the same content settings."""
-        defaults = {"dpi": 150.0, "invert": None, "min_ink_fraction": 0.0, "stretch": "auto"}
+        """The line-art settings and the centre crop, only where they differ from the defaults: stores built
+        before they existed keep resuming with the same content settings."""
+        defaults = {"dpi": 150.0, "invert": None, "min_ink_fraction": 0.0, "stretch": "auto", "center_crop": None}
         return {k: getattr(self, k) for k, v in defaults.items() if getattr(self, k) != v}

@@ -39,7 +39,7 @@ from tessera.corpus.filters import DROP_REASONS, KEPT_REASONS, drop_reason, nan_
 from tessera.corpus.normalize import minmax_normalize, zscale_normalize
 from tessera.corpus.pdf import ink_bright, ink_fraction, iter_pdf_planes, should_invert
 from tessera.corpus.readers import Plane, PlaneSkip, detect_format, iter_planes
-from tessera.corpus.tiling import plan_tiles
+from tessera.corpus.tiling import central_box, plan_tiles
 from tessera.errors import TesseraError
 from tessera.io import atomic_open, atomic_write_text, file_identity, fsync_dir, is_temp_name
 from tessera.outputs import check_out_vs_inputs, clear_directory
@@ -300,7 +300,10 @@ def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: di
             cutout = np.nan_to_num(tile, nan=0.0)
         else:
             cutout = minmax_normalize(tile) if cfg.stretch == "minmax" else zscale_normalize(tile)
-        cutout = cutout.astype(np.float16)
+        if cfg.center_crop is not None:  # after normalization, as the evaluation's center_crop cuts its images
+            cy, cx, th, tw = central_box(th, tw, cfg.center_crop)
+            cutout, y, x = cutout[:, cy:cy + th, cx:cx + tw], y + cy, x + cx
+        cutout = np.ascontiguousarray(cutout.astype(np.float16))
         shard, offset = shards.add(cutout)
         rows.append(
             {

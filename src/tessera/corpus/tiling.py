@@ -23,3 +23,11 @@ def plan_tiles(h: int, w: int, tile: int, stride: int, min_tile: int) -> list[tu
     if h >= min_tile and w >= min_tile:
         return [(0, 0, h, w)]
     return "too_small"
+
+
+def central_box(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """The central ``size`` x ``size`` box ``(y, x, bh, bw)`` of an ``(H, W)`` plane; a side shorter than ``size``
+    is kept whole. Shared by ``tessera ingest``'s ``center_crop`` and the evaluation key of the same name, so a
+    pretraining corpus and an evaluation set cut the same field."""
+    bh, bw = min(size, h), min(size, w)
+    return (h - bh) // 2, (w - bw) // 2, bh, bw

@@ -79,10 +79,11 @@ def center_cropped(ls: LabeledSet, size: int) -> LabeledSet:
     feature-cache key."""
     import dataclasses
 
+    from tessera.corpus.tiling import central_box
+
     def crop(a: np.ndarray) -> np.ndarray:
-        h, w = a.shape[-2:]
-        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-        return np.ascontiguousarray(a[..., top:top + min(size, h), left:left + min(size, w)])
+        top, left, bh, bw = central_box(*a.shape[-2:], size)
+        return np.ascontiguousarray(a[..., top:top + bh, left:left + bw])
 
     key = hashlib.sha256(f"{ls.data_key};center_crop={size}".encode()).hexdigest()[:16]
     return dataclasses.replace(ls, images=[crop(a) for a in ls.images], data_key=key)
