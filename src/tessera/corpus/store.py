@@ -12,6 +12,7 @@ before it existed) is an image store. Readers ask :attr:`CutoutStore.ndim`, neve
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +67,14 @@ class CutoutStore:
         """The spatial rank of one sample: 2 for (C, H, W) cutouts, 1 for (C, L) spectra."""
         return int(self.info["ndim"])
 
-    @property
+    @cached_property
     def grid(self) -> np.ndarray | None:
-        """Spectrum stores: the (L,) grid (in ``info["x_unit"]``); None for image stores."""
+        """Spectrum stores: the (L,) grid (in ``info["x_unit"]``), read once and read-only; None for image stores."""
         if self.kind != "spectrum":
             return None
-        return np.load(self.path / GRID, allow_pickle=False)
+        grid = np.load(self.path / GRID, allow_pickle=False)
+        grid.setflags(write=False)
+        return grid
 
     def __len__(self) -> int:
         return len(self._offsets)
