@@ -8,7 +8,8 @@ offset-invariant probes remove), the mean pairwise cosine, and the ratio of betw
 variance of the standardized features. Used in the README to say why pretrained encoders lose to random init
 under the converged probe (issue 12). Run from the repository root:
 
-    PYTHONPATH=src .venv/bin/python benchmarks/feature_spread.py --data first:../shared/data/first_radio_galaxies --center-crop 128 --model random:resnet_tiny_64 --model RUN
+    PYTHONPATH=src .venv/bin/python benchmarks/feature_spread.py --data first:../shared/data/first_radio_galaxies \
+        --center-crop 128 --model random:resnet_tiny_64 --model RUN
 """
 
 from __future__ import annotations
