@@ -79,9 +79,9 @@ def resize_images(images: list[np.ndarray], size: int, where: str) -> torch.Tens
 def _frdeep(spec: str, tower_a, tower_b, common_field: bool, max_pairs: int | None, seed: int) -> PairedData:
     from tessera.evaluate.pairs import load_frdeep_pairs
 
-    if tower_a.kind != "image" or tower_b.kind != "image":
-        raise TesseraError(f"--pairs {spec}: FIRST/NVSS pairs are images, but tower a is a {tower_a.kind} tower "
-                           f"and tower b a {tower_b.kind} tower")
+    if tower_a.input_kind != "image" or tower_b.input_kind != "image":
+        raise TesseraError(f"--pairs {spec}: FIRST/NVSS pairs are images, but tower a is a {tower_a.input_kind} tower "
+                           f"and tower b a {tower_b.input_kind} tower")
     # with max_pairs, read only a seeded class-balanced subset (ceil(max_pairs / 2) per class): FITS reading and
     # the WCS cut dominate the cost of a small run
     per_class = None if max_pairs is None else -(-max_pairs // 2)
@@ -105,7 +105,7 @@ def read_spectra(paths: list[Path], length: int, channels: int, where: str) -> t
 
 
 def _read_column(paths: list[Path], tower, where: str) -> torch.Tensor:
-    if tower.kind == "spectrum":
+    if tower.input_kind == "spectrum":
         return read_spectra(paths, tower.image_size, int(tower.backbone.in_channels), where)
     from tessera.evaluate.datasets import Record, read_normalized
 
@@ -201,9 +201,9 @@ class MatchSide:
         from tessera.corpus.store import read_store_info
 
         info = read_store_info(self.path)
-        if tower.kind != info["kind"]:
+        if tower.input_kind != info["kind"]:
             held = "images" if info["kind"] == "image" else "spectra"
-            raise TesseraError(f"{self.path}: a cutout store holds {held}, but it feeds a {tower.kind} tower")
+            raise TesseraError(f"{self.path}: a cutout store holds {held}, but it feeds a {tower.input_kind} tower")
         if info["kind"] == "spectrum" and int(info["length"]) != int(tower.image_size):
             raise TesseraError(f"{self.path}: spectra of {info['length']} channels, the spectrum tower takes "
                                f"{tower.image_size}")

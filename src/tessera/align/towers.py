@@ -114,12 +114,8 @@ class Tower(nn.Module):
 
     # the facts the Encoder interface reads
     @property
-    def kind(self) -> str:
+    def input_kind(self) -> str:  # "image" or "spectrum": Encoder.prepare takes (B, C, L) spectra for the latter
         return input_kind(self.backbone)
-
-    @property
-    def input_kind(self) -> str:  # Encoder.prepare takes (B, C, L) spectra for a spectrum tower
-        return self.kind
 
     @property
     def image_size(self) -> int:
@@ -216,7 +212,7 @@ def export_tower(tower: Tower, out_dir: str | Path) -> Path:
     else:
         export_model(tower.backbone, out)
     save_file({k: v.detach().cpu().contiguous() for k, v in tower.head.state_dict().items()}, str(out / HEAD_FILE))
-    (out / HEAD_JSON).write_text(json.dumps({**tower.head.settings(), "kind": tower.kind}, indent=2))
+    (out / HEAD_JSON).write_text(json.dumps({**tower.head.settings(), "kind": tower.input_kind}, indent=2))
     return out
 
 

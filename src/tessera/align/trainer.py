@@ -128,7 +128,7 @@ class AlignTrainer:
         self.cfg, self.info, self.logger, self.run_dir = cfg, info, logger, run_dir
         self.device = info.device
         self.train = train
-        self.kinds = (model.a.kind, model.b.kind)
+        self.kinds = (model.a.input_kind, model.b.input_kind)
         self.objective = Alignment(cfg)  # the step over PairedViews (objectives/alignment.py)
         self.sampler = StepSampler(len(train), self.objective.batch_size(), info.world_size, info.rank, tc.seed)
         model = model.to(self.device)
