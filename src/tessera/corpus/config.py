@@ -95,7 +95,7 @@ class IngestConfig:
             "min_tile": self.min_tile,
             "to_gray": self.to_gray,
             "max_nan_fraction": self.max_nan_fraction,
-            **self._sheet_settings(),
+            **self._optional_settings(),
             **self._spectrum_settings(),
         }
 
@@ -106,7 +106,7 @@ class IngestConfig:
         return {"kind": self.kind, "length": self.length, "grid_min": self.grid_min, "grid_max": self.grid_max,
                 "positions": self.positions}
 
-    def _sheet_settings(self) -> dict:
+    def _optional_settings(self) -> dict:
         """The line-art settings and the centre crop, only where they differ from the defaults: stores built
         before they existed keep resuming with the same content settings."""
         defaults = {"dpi": 150.0, "invert": None, "min_ink_fraction": 0.0, "stretch": "auto", "center_crop": None}

@@ -285,25 +285,27 @@ def _plane_rows(plane: Plane, cfg: IngestConfig, shards: _ShardBuffers, base: di
     rows = []
     for (y, x, th, tw), r, d in zip(boxes, ra, dec):
         tile = plane.data[:, y : y + th, x : x + tw]
-        reason = drop_reason(tile, cfg.max_nan_fraction)
+        # The stored field: the whole tile, or its centre (center_crop). Filters and raw statistics describe what
+        # is stored; the stretch sees the whole tile, as the evaluation's center_crop cuts normalized images.
+        cy, cx, kh, kw = central_box(th, tw, cfg.center_crop) if cfg.center_crop is not None else (0, 0, th, tw)
+        kept = tile[:, cy : cy + kh, cx : cx + kw]
+        reason = drop_reason(kept, cfg.max_nan_fraction)
         if reason is not None:
             dropped[reason] += 1
             continue
-        if cfg.min_ink_fraction > 0 and ink_fraction(tile) < cfg.min_ink_fraction:
+        if cfg.min_ink_fraction > 0 and ink_fraction(kept) < cfg.min_ink_fraction:
             dropped["low_ink"] += 1  # a near-blank sheet margin (issue 20)
             continue
-        if cfg.max_nan_fraction > 0 and nan_fraction(tile) > 0:
+        if cfg.max_nan_fraction > 0 and nan_fraction(kept) > 0:
             dropped["kept_with_blanks"] += 1  # counted, not dropped: ZScale on the finite pixels, blanks -> 0
-        stats = pixel_stats(tile)
+        stats = pixel_stats(kept)
         # seed 000 §3.2 ZScale, or the sheet's own [0, 1] scale; stored compactly (DESIGN §3.2)
         if linear:
             cutout = np.nan_to_num(tile, nan=0.0)
         else:
             cutout = minmax_normalize(tile) if cfg.stretch == "minmax" else zscale_normalize(tile)
-        if cfg.center_crop is not None:  # after normalization, as the evaluation's center_crop cuts its images
-            cy, cx, th, tw = central_box(th, tw, cfg.center_crop)
-            cutout, y, x = cutout[:, cy:cy + th, cx:cx + tw], y + cy, x + cx
-        cutout = np.ascontiguousarray(cutout.astype(np.float16))
+        cutout = cutout[:, cy : cy + kh, cx : cx + kw].astype(np.float16)
+        y, x, th, tw = y + cy, x + cx, kh, kw
         shard, offset = shards.add(cutout)
         rows.append(
             {
