@@ -105,3 +105,19 @@ def test_knn_weighted_vote():
     assert knn_predict(train, labels, np.array([[0.1, 1.0]]), 2, k=3, temperature=0.07).tolist() == [1]
     # with a huge temperature, votes are near-uniform and the majority class wins
     assert knn_predict(train, labels, np.array([[0.1, 1.0]]), 2, k=3, temperature=1e6).tolist() == [0]
+
+
+def test_extract_features_of_the_last_block_with_a_layered_encoder():
+    """A tessera Encoder embeds several blocks in one pass and keys them 0-based; extract_features' default
+    layer=-1 must still find the last block (it raised KeyError: -1)."""
+    from tessera.models.load import load_random
+
+    torch.manual_seed(0)
+    enc = load_random("vit_micro_patch8_32")
+    ls = synthetic_set(n_per_class=4)
+    feats = extract_features(enc, ls, d4=False)[0]
+    direct = enc.embed(torch.from_numpy(np.stack(ls.images).astype(np.float32)), layer=enc.num_layers - 1)
+    np.testing.assert_allclose(feats, direct.numpy(), atol=1e-5)
+    np.testing.assert_allclose(extract_features(enc, ls, layer=-2, d4=False)[0],
+                               enc.embed(torch.from_numpy(np.stack(ls.images).astype(np.float32)),
+                                         layer=enc.num_layers - 2).numpy(), atol=1e-5)

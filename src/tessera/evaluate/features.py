@@ -132,12 +132,15 @@ def supports_layers(encoder) -> bool:
 
 def embed_images_layers(encoder, images: torch.Tensor, readout: str, layers: list[int], device) -> dict[int,
     np.ndarray]:
-    """images (B, C, H, W) -> {block: (B, D) float32 numpy}: one forward when the encoder supports ``layers=``."""
+    """images (B, C, H, W) -> {block: (B, D) float32 numpy}, keyed as ``layers`` asks (-1 stays -1): one forward
+    when the encoder supports ``layers=``, which keys its blocks 0-based."""
     if not supports_layers(encoder):
         return {layer: embed_images(encoder, images, readout, layer, device) for layer in layers}
     with torch.no_grad():
         out = encoder.embed(images.to(device), readout=readout, layers=list(layers))
-    return {layer: out[layer].detach().float().cpu().numpy() for layer in layers}
+    depth = getattr(encoder, "num_layers", None)
+    return {layer: out[layer % depth if layer < 0 and depth else layer].detach().float().cpu().numpy()
+            for layer in layers}
 
 
 def embed_set_layers(encoder, ls, indices, element: int, readout: str, layers: list[int], batch_size: int,
