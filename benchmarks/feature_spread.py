@@ -47,17 +47,10 @@ def spread(features: np.ndarray, labels: np.ndarray) -> dict:
             "class_variance_ratio": round(class_variance_ratio(z, labels), 4)}
 
 
-def embed_all(encoder, images: list[np.ndarray], batch: int = 128) -> np.ndarray:
-    import torch
-
-    parts = [encoder.embed(torch.from_numpy(np.stack(images[i:i + batch]).astype(np.float32))).float().numpy()
-             for i in range(0, len(images), batch)]
-    return np.concatenate(parts)
-
-
 def main(argv: list[str] | None = None) -> dict:
     from tessera.evaluate.benchmarks import load_eval_data
     from tessera.evaluate.datasets import center_cropped
+    from tessera.evaluate.features import extract_features, resolve_readout
     from tessera.evaluate.protocol import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -71,7 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"data": args.data, "center_crop": args.center_crop, "images": len(data), "models": {}}
     for ref in args.model:
         name, encoder = resolve_model(ref)
-        result["models"][name] = spread(embed_all(encoder, data.images), np.asarray(data.labels))
+        features = extract_features(encoder, data, readout=resolve_readout(encoder, "auto"), d4=False)[0]
+        result["models"][name] = spread(features, np.asarray(data.labels))
     print(json.dumps(result, indent=2))
     return result
 
