@@ -208,3 +208,60 @@ def write_report(result: dict, out: Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def gain_points(result: dict, recipe: str) -> list[dict]:
+    """One point per (data set, protocol, pretraining seed) of ``recipe``'s arms in one bake-off result: its step
+    budget, macro-F1 and paired gain over its random init. Several bake-offs of one recipe at different
+    ``--steps`` give the curve of gain against compute (issue 12: the best arm at 1x, 2x and 4x the budget)."""
+    points = []
+    for record in result["arms"]:
+        if record["recipe"] != recipe:
+            continue
+        labels = {record["arm"], f"{record['arm']}@seed{record['seed']}"}
+        for row in result["rows"]:
+            if row["model"] in labels and row.get("gain") is not None:
+                points.append({"data": row["data"], "protocol": row["protocol"], "steps": record["steps"],
+                               "seed": record["seed"], "macro_f1": row["macro_f1"]["mean"],
+                               "gain": row["gain"]["mean"], "gain_std": row["gain"]["std"],
+                               "wins": row["gain"]["wins"], "n": row["gain"]["n"]})
+    return points
+
+
+def gain_curve_figure(points: list[dict], path: Path, title: str = "") -> Path | None:
+    """Gain over random init against optimizer steps: one panel per data set, one line per protocol (seeds
+    averaged), each seed's point drawn as well, the ±1 std of the paired per-fold gain as error bars."""
+    if not points:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    datasets = list(dict.fromkeys(p["data"] for p in points))
+    protocols = list(dict.fromkeys(p["protocol"] for p in points))  # one colour per protocol in every panel
+    all_steps = sorted({p["steps"] for p in points})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.8), squeeze=False)
+    for ax, data in zip(axes[0], datasets):
+        mine = [p for p in points if p["data"] == data]
+        for i, protocol in enumerate(protocols):
+            color = f"C{i % 10}"
+            pts = [p for p in mine if p["protocol"] == protocol]
+            if not pts:
+                continue
+            steps = sorted({p["steps"] for p in pts})
+            mean = [np.mean([p["gain"] for p in pts if p["steps"] == s]) for s in steps]
+            ax.plot(steps, mean, color=color, marker="o", label=protocol)
+            ax.errorbar([p["steps"] for p in pts], [p["gain"] for p in pts], yerr=[p["gain_std"] for p in pts],
+                        color=color, linestyle="none", marker=".", alpha=0.45, capsize=2)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set(xscale="log", xlabel="pretraining optimizer steps", ylabel="macro-F1 gain over random init",
+               title=f"{title} {data.split(':')[0]}".strip())
+        ax.set_xticks(all_steps, [str(s) for s in all_steps])
+        ax.minorticks_off()
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
