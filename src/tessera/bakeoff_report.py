@@ -215,12 +215,13 @@ def gain_points(result: dict, recipe: str) -> list[dict]:
     budget, macro-F1 and paired gain over its random init. Several bake-offs of one recipe at different
     ``--steps`` give the curve of gain against compute (issue 12: the best arm at 1x, 2x and 4x the budget)."""
     points = []
+    seeds = result.get("config", {}).get("seeds") or [None]  # bake-offs from before `seeds` had one
     for record in result["arms"]:
         if record["recipe"] != recipe:
             continue
-        labels = {record["arm"], f"{record['arm']}@seed{record['seed']}"}
+        label = record["arm"] if len(seeds) == 1 else f"{record['arm']}@seed{record['seed']}"  # bakeoff.model_label
         for row in result["rows"]:
-            if row["model"] in labels and row.get("gain") is not None:
+            if row["model"] == label and row.get("gain") is not None:
                 points.append({"data": row["data"], "protocol": row["protocol"], "steps": record["steps"],
                                "seed": record["seed"], "macro_f1": row["macro_f1"]["mean"],
                                "gain": row["gain"]["mean"], "gain_std": row["gain"]["std"],

@@ -25,7 +25,7 @@ def _result(steps, seeds, gains):
     label = (lambda a, s: a) if len(seeds) == 1 else (lambda a, s: f"{a}@seed{s}")
     rows = [_row(label("byol-r", s), "knn", 0.5 + g, g) for s, g in zip(seeds, gains)]
     rows += [_row(label("other", seeds[0]), "knn", 0.9, 0.4), _row("random-init:r", "knn", 0.5)]
-    return {"arms": arms, "rows": rows}
+    return {"arms": arms, "rows": rows, "config": {"seeds": seeds}}
 
 
 def test_gain_points_are_the_recipes_own_rows_at_their_step_budget():
