@@ -31,6 +31,13 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     for command in ("tessera simulate radio", "tessera simulate morphology", "tessera ingest", "tessera views",
                     "tessera pretrain --config cpu", "tessera evaluate"):
         assert command in report, command
+    # The corpus is the sky's tiles plus every labeled image, labels unused (the transductive case).
+    import pandas as pd
+
+    sources = pd.read_parquet(out / "corpus" / "manifest.parquet")["path"]
+    labeled = len((out / "morphology" / "labels.csv").read_text().splitlines()) - 1
+    assert sources.str.contains("/morphology/").sum() == labeled and sources.str.contains("/sky/").sum() > 0
+    assert "transductive" in report
     stages = {json.loads(line)["stage"] for line in (out / "run" / "metrics.jsonl").read_text().splitlines()}
     assert stages == {"reconstruction", "contrastive"}  # two-stage ran both stages
     result = json.loads(next((out / "eval").glob("*/linear/results.json")).read_text())
