@@ -449,7 +449,7 @@ def seed_averaged_rows(rows: list[dict], records: list[dict], cfg: BakeoffConfig
     the rule picks a recipe from its seeds' mean, never from its luckiest seed."""
     labels: dict[str, list[str]] = {}
     for record in records:
-        labels.setdefault(record["arm"], []).append(model_label(record["arm"], record["seed"], cfg))
+        labels.setdefault(record["arm"], []).append(model_label(record["arm"], record["seed"], cfg.seeds))
     index = {(r["data"], r["protocol"], r["model"]): r for r in rows}
     cells = dict.fromkeys((r["data"], r["protocol"]) for r in rows)
     out = []
@@ -527,8 +527,9 @@ def run_bakeoff(corpus: str | Path, data: list[str], out: str | Path, cfg: Bakeo
     return result
 
 
-def model_label(arm: str, seed: int, cfg: BakeoffConfig) -> str:
-    return arm if len(cfg.seeds) == 1 else f"{arm}@seed{seed}"
+def model_label(arm: str, seed: int, seeds) -> str:
+    """An arm's row name in the results: the arm alone with one pretraining seed, ``arm@seedN`` with several."""
+    return arm if len(seeds) == 1 else f"{arm}@seed{seed}"
 
 
 def models_to_evaluate(arms: list[Arm], records: list[dict], cfg: BakeoffConfig) -> tuple[dict, dict]:
@@ -542,7 +543,7 @@ def models_to_evaluate(arms: list[Arm], records: list[dict], cfg: BakeoffConfig)
     baseline_of: dict[str, str] = {}
     by_name = {a.name: a for a in arms}
     for record in records:
-        label = model_label(record["arm"], record["seed"], cfg)
+        label = model_label(record["arm"], record["seed"], cfg.seeds)
         models[label] = cache(lambda path=record["model"]: tessera.load(path))
         baseline_of[label] = by_name[record["arm"]].architecture
     for arm in arms:

@@ -214,12 +214,14 @@ def gain_points(result: dict, recipe: str) -> list[dict]:
     """One point per (data set, protocol, pretraining seed) of ``recipe``'s arms in one bake-off result: its step
     budget, macro-F1 and paired gain over its random init. Several bake-offs of one recipe at different
     ``--steps`` give the curve of gain against compute (issue 12: the best arm at 1x, 2x and 4x the budget)."""
+    from tessera.bakeoff import model_label
+
     points = []
     seeds = result.get("config", {}).get("seeds") or [None]  # bake-offs from before `seeds` had one
     for record in result["arms"]:
         if record["recipe"] != recipe:
             continue
-        label = record["arm"] if len(seeds) == 1 else f"{record['arm']}@seed{record['seed']}"  # bakeoff.model_label
+        label = model_label(record["arm"], record["seed"], seeds)
         for row in result["rows"]:
             if row["model"] == label and row.get("gain") is not None:
                 points.append({"data": row["data"], "protocol": row["protocol"], "steps": record["steps"],
